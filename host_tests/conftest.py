@@ -1,0 +1,10 @@
+# pytest on CPython: firmware/ and the portable test helpers on the path, and the `micropython`
+# stub (tools/stubs) in place of MicroPython's module.
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+for sub in ("tools/stubs", "firmware", "host_tests/portable", "tools"):
+    p = os.path.join(ROOT, sub)
+    if p not in sys.path:
+        sys.path.insert(0, p)

@@ -1,0 +1,58 @@
+# support.py: helpers for the portable tests (plain asserts, no pytest), which run unchanged on
+# CPython (pytest), the MicroPython unix port and the 32-bit MicroPython WebAssembly port.
+import gc
+import sys
+
+import micropython
+
+IS_MICROPYTHON = sys.implementation.name == "micropython"
+# The 32-bit ports (RP2040, ESP32, WebAssembly) keep ints below 2**30 as small ints; the unix
+# port and CPython have a wider range and hide overflow into heap ints.
+SMALL_INT_LIMIT = 1 << 30
+
+
+class SkipTest(Exception):
+    pass
+
+
+def unhex(s):
+    # "7E A0 07" -> b"\x7e\xa0\x07"; setup only (allocates).
+    s = s.replace(" ", "").replace("\n", "")
+    return bytes(int(s[i : i + 2], 16) for i in range(0, len(s), 2))
+
+
+def tohex(b, n=None):
+    if n is None:
+        n = len(b)
+    return " ".join("%02X" % b[i] for i in range(n))
+
+
+def alloc_bytes(fn, arg):
+    # Heap bytes allocated by fn(arg), measured with the collector off so nothing is freed in
+    # between. When nothing was allocated, call fn(arg) once more under heap_lock(): on the unix
+    # port an allocation there raises MemoryError. (On the WebAssembly port an allocation under
+    # heap_lock() hangs instead of raising, so the unlocked measurement must come first; the
+    # runner's timeout is the backstop.) fn must be repeatable: both calls must do the same
+    # work. CPython has no gc.mem_alloc(): the code path still runs, and 0 is returned.
+    if not IS_MICROPYTHON:
+        fn(arg)
+        fn(arg)
+        return 0
+    gc.collect()
+    gc.disable()
+    before = gc.mem_alloc()
+    fn(arg)
+    used = gc.mem_alloc() - before
+    if used == 0:
+        micropython.heap_lock()
+        try:
+            fn(arg)
+        finally:
+            micropython.heap_unlock()
+    gc.enable()
+    return used
+
+
+def assert_no_alloc(fn, arg, what):
+    used = alloc_bytes(fn, arg)
+    assert used == 0, "%s allocated %d bytes" % (what, used)

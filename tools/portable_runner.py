@@ -1,0 +1,100 @@
+# portable_runner.py: runs the portable tests (host_tests/portable/test_*.py: plain assert,
+# test_* functions) on whatever Python runs it: CPython, the MicroPython unix port, the
+# MicroPython WebAssembly port, and later a board through mpremote. Needs only sys, os, gc, time.
+#
+#   <python> tools/portable_runner.py FIRMWARE_DIR TESTS_DIR STUBS_DIR [-k SUBSTRING] [MODULE ...]
+#
+# Prints "RUN name" before and "PASS|FAIL|SKIP name" after each test, then one summary line
+# "<runtime>: N passed, M failed, K skipped". Exit status is 1 when a test failed or none ran.
+import gc
+import os
+import sys
+import time
+
+
+def _runtime():
+    impl = sys.implementation.name
+    if impl != "micropython":
+        return impl
+    # sys.maxsize is 2**31-1 on 32-bit ports, 2**63-1 on the 64-bit unix port.
+    bits = "32" if sys.maxsize < (1 << 32) else "64"
+    return "micropython" + bits + "-" + sys.platform
+
+
+def _print_exc(e):
+    if hasattr(sys, "print_exception"):
+        sys.print_exception(e)
+    else:
+        import traceback
+
+        traceback.print_exception(type(e), e, e.__traceback__)
+
+
+def _ms():
+    if hasattr(time, "ticks_ms"):
+        return time.ticks_ms()
+    return int(time.monotonic() * 1000)
+
+
+def _modules(tests_dir, wanted):
+    if wanted:
+        return sorted(wanted)
+    names = []
+    for name in os.listdir(tests_dir):
+        if name.startswith("test_") and name.endswith(".py"):
+            names.append(name[:-3])
+    return sorted(names)
+
+
+def main(argv):
+    firmware_dir, tests_dir, stubs_dir = argv[0], argv[1], argv[2]
+    rest = argv[3:]
+    pattern = None
+    if len(rest) >= 2 and rest[0] == "-k":
+        pattern = rest[1]
+        rest = rest[2:]
+    sys.path.insert(0, tests_dir)
+    sys.path.insert(0, firmware_dir)
+    if sys.implementation.name != "micropython":
+        sys.path.insert(0, stubs_dir)
+    import support
+
+    passed = failed = skipped = 0
+    for modname in _modules(tests_dir, rest):
+        try:
+            mod = __import__(modname)
+        except Exception as e:
+            print("FAIL", modname, "(import)")
+            _print_exc(e)
+            failed += 1
+            continue
+        names = sorted(n for n in dir(mod) if n.startswith("test_"))
+        for name in names:
+            full = modname + "." + name
+            if pattern and pattern not in full:
+                continue
+            fn = getattr(mod, name)
+            if not callable(fn):
+                continue
+            gc.collect()
+            print("RUN", full)
+            t0 = _ms()
+            try:
+                fn()
+            except support.SkipTest as e:
+                print("SKIP", full, "-", e.args[0] if e.args else "")
+                skipped += 1
+                continue
+            except Exception as e:
+                print("FAIL", full)
+                _print_exc(e)
+                failed += 1
+                continue
+            print("PASS", full, "(%d ms)" % (_ms() - t0))
+            passed += 1
+    print("%s: %d passed, %d failed, %d skipped" % (_runtime(), passed, failed, skipped))
+    return 1 if (failed or not passed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
