@@ -8,3 +8,10 @@ for sub in ("tools/stubs", "firmware", "host_tests/portable", "tools"):
     p = os.path.join(ROOT, sub)
     if p not in sys.path:
         sys.path.insert(0, p)
+
+# Portable tests skip with support.SkipTest (no pytest on the boards); under pytest that is
+# pytest's own skip.
+import pytest  # noqa: E402
+import support  # noqa: E402
+
+support.SkipTest = pytest.skip.Exception
