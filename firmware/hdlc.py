@@ -18,8 +18,9 @@
 #   link.poll(now_ms)                              # now and then: timeouts
 # receive() consumes bytes until a frame needs an answer; the answer is in tx[0:tx_len] and
 # must be sent before receive() takes more (two-way alternate). `app` is the upper layer:
-#   app.on_pdu(req, n, resp) -> length of the response written to resp (0: none)
-#   app.on_ui(req, n)       an unconfirmed PDU (UI frame); never answered
+#   app.on_pdu(client, req, n, resp) -> length of the answer written to resp (0: none);
+#                           client is the client SAP (its HDLC address), req[0:n] the MSDU
+#   app.on_ui(client, req, n)  an unconfirmed PDU (UI frame); never answered
 #   app.on_link_lost()      the link left NRM (DISC, SNRM reset, inactivity): drop associations
 # Nothing here allocates after __init__ (host_tests/portable/test_hdlc_alloc.py).
 from micropython import const
@@ -276,7 +277,7 @@ class HdlcLink:
         self._in_len = 0
         self._in_overflow = False
         if n:
-            self.app.on_ui(self.pdu_in, n)
+            self.app.on_ui(self.de.buf[self.de.ctrl_pos - 1] >> 1, self.pdu_in, n)
 
     def _on_snrm(self, client, now):
         # SNRM opens the link, or resets it when already open (46 6.4.4.4.3.1).
@@ -369,7 +370,7 @@ class HdlcLink:
             self._send_frmr(ctrl, _FRMR_Y)  # the MSDU did not fit the PDU buffer
             return
         if n > 0:
-            self._out_len = self.app.on_pdu(self.pdu_in, n, self.pdu_out)
+            self._out_len = self.app.on_pdu(self.client >> 1, self.pdu_in, n, self.pdu_out)
             self._out_pos = 0
         if not pf:
             return
@@ -539,10 +540,10 @@ class HdlcLink:
 
 class NullApp:
     # No application layer: I-frames are acknowledged with RR, nothing else happens.
-    def on_pdu(self, req, n, resp):
+    def on_pdu(self, client, req, n, resp):
         return 0
 
-    def on_ui(self, req, n):
+    def on_ui(self, client, req, n):
         pass
 
     def on_link_lost(self):

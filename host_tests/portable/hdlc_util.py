@@ -109,7 +109,7 @@ class EchoApp:
         self.lost = 0
         self.last_len = 0
 
-    def on_pdu(self, req, n, resp):
+    def on_pdu(self, client, req, n, resp):
         self.pdus += 1
         self.last_len = n
         if not self.answer:
@@ -118,7 +118,7 @@ class EchoApp:
             resp[i] = req[i]
         return n
 
-    def on_ui(self, req, n):
+    def on_ui(self, client, req, n):
         self.ui += 1
         self.last_len = n
 

@@ -35,7 +35,7 @@ class ScriptedApp(EchoApp):
         EchoApp.__init__(self)
         self.apdu = apdu
 
-    def on_pdu(self, req, n, resp):
+    def on_pdu(self, client, req, n, resp):
         self.pdus += 1
         self.req = bytes(req[:n])
         for i in range(len(self.apdu)):
