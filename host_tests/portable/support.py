@@ -33,7 +33,9 @@ def alloc_bytes(fn, arg):
     # port an allocation there raises MemoryError. (On the WebAssembly port an allocation under
     # heap_lock() hangs instead of raising, so the unlocked measurement must come first; the
     # runner's timeout is the backstop.) fn must be repeatable: both calls must do the same
-    # work. CPython has no gc.mem_alloc(): the code path still runs, and 0 is returned.
+    # work. Pass a bound method or a plain function, not a closure over more than a few
+    # variables: calling such a closure allocates (and frees) its argument array, which only
+    # the locked call sees. CPython has no gc.mem_alloc(): the code path still runs, and 0 is returned.
     if not IS_MICROPYTHON:
         fn(arg)
         fn(arg)
