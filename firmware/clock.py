@@ -300,15 +300,15 @@ class Clock(cosem.CosemObject):
             self._norm(days, secs + dev * 60)  # UTC = local + deviation
         else:
             st = w[axdr.DT_STATUS]
-            self._local_to_utc(days, secs, st == _NS8 or st & ST_DST)
+            self.local_to_utc(days, secs, st == _NS8 or st & ST_DST)
         if self._d < 0 or self._d >= _DAYS_MAX:
             return cosem.OTHER_REASON
         h = w[axdr.DT_HUNDREDTHS]
         self._apply(self._d, self._s, self.ms if h == _NS8 else h * 10)
         return cosem.SUCCESS
 
-    def _local_to_utc(self, days, secs, prefer_dst):
-        # Our local wall-clock time -> UTC in _d, _s. In the repeated hour after DST ends,
+    def local_to_utc(self, days, secs, prefer_dst):
+        # Our local wall-clock time -> UTC in self._d, self._s (read them right after). In the repeated hour after DST ends,
         # prefer_dst picks the first pass; in the skipped hour at begin, standard time counts.
         std = secs - self.utc_offset * 60
         if prefer_dst and self.dst_enabled:

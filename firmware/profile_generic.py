@@ -99,6 +99,10 @@ class ProfileGeneric(CosemObject):
         self.capture_period = period  # seconds (seed "Recording interval"), 0 if not periodic
         self.deviation = axdr.DEVIATION_UNSPECIFIED
         self.clock_status = 0
+        # With a clock (the meter), row timestamps are UTC instants rendered in local time
+        # with the deviation and DST status of that instant, and range bounds are converted
+        # to UTC by the clock's rules; without one, rows are local time as described above.
+        self.clock = None
         self._rows = rows
         self._row = Row(rows.size)
         self._ncap = n
@@ -274,7 +278,16 @@ class ProfileGeneric(CosemObject):
         s += _field(dt[axdr.DT_MINUTE], 59, upper, 0, 59) * 60
         s += _field(dt[axdr.DT_SECOND], 59, upper, 0, 59)
         dev = dt[axdr.DT_DEVIATION]
-        if dev != axdr.DEVIATION_UNSPECIFIED and self.deviation != axdr.DEVIATION_UNSPECIFIED:
+        if self.clock is not None:
+            if dev != axdr.DEVIATION_UNSPECIFIED:
+                s += dev * 60  # UTC = local + deviation
+            else:
+                clk = self.clock
+                clk.local_to_utc(days_from_civil(y, m, d), s, True)
+                key[k] = clk._d
+                key[k + 1] = clk._s
+                return True
+        elif dev != axdr.DEVIATION_UNSPECIFIED and self.deviation != axdr.DEVIATION_UNSPECIFIED:
             s += (dev - self.deviation) * 60  # UTC = local + deviation, on both sides
         key[k] = days_from_civil(y, m, d) + s // SECS_PER_DAY
         key[k + 1] = s % SECS_PER_DAY
@@ -346,6 +359,8 @@ class ProfileGeneric(CosemObject):
         if k == _K_TIME:
             if p < 0 or p + 14 > len(out):
                 return -1
+            if self.clock is not None:
+                return self.clock.put_dt(out, p, row.days, row.secs, 0)
             out[p] = axdr.OCTET_STRING
             out[p + 1] = axdr.DATETIME_LEN
             put_date(out, p + 2, row.days)

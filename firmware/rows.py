@@ -25,46 +25,31 @@
 # finds are binary searches and rely on it. No method allocates after construction.
 from micropython import const
 
+from clock import date_to_days, days_in_month, days_to_date, weekday
+
 # Record layout: days u16 at 0, secs u24 at 2, status u16 at 5, then the values
 _T_VALS = const(7)
 SECS_PER_DAY = const(86400)
-_DAYS_1970_2000 = const(10957)
 
 
 # **** calendar: days since 2000-01-01 <-> proleptic Gregorian dates (setup and per row) ****
 
 
-def days_from_civil(y, m, d):
-    # Days since 2000-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-    if m <= 2:
-        y -= 1
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468 - _DAYS_1970_2000
-
-
-def month_days(y, m):
-    # Days in month m of year y.
-    nxt = days_from_civil(y + 1, 1, 1) if m == 12 else days_from_civil(y, m + 1, 1)
-    return nxt - days_from_civil(y, m, 1)
+# The calendar is clock.py's; these names are kept for the profile code.
+days_from_civil = date_to_days
+month_days = days_in_month
+_YMD = [0, 0, 0]
 
 
 def put_date(out, p, days):
-    # year (2), month, day of month, weekday (1 = Monday) of `days` at out[p]; civil_from_days.
-    z = days + _DAYS_1970_2000 + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    m = mp + 3 if mp < 10 else mp - 9
-    y = yoe + era * 400 + (1 if m <= 2 else 0)
+    # year (2), month, day of month, weekday (1 = Monday) of `days` at out[p].
+    days_to_date(days, _YMD)
+    y = _YMD[0]
     out[p] = y >> 8
     out[p + 1] = y & 0xFF
-    out[p + 2] = m
-    out[p + 3] = doy - (153 * mp + 2) // 5 + 1
-    out[p + 4] = (days + 5) % 7 + 1  # 2000-01-01 was a Saturday (6)
+    out[p + 2] = _YMD[1]
+    out[p + 3] = _YMD[2]
+    out[p + 4] = weekday(days)
 
 
 class Row:
