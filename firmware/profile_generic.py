@@ -48,6 +48,7 @@ _K_STATUS = const(0xFD)
 _YEAR_MIN = const(2000)
 _YEAR_MAX = const(2178)  # last whole year of u16 days since 2000
 _NO_MATCH = const(-1)  # _read_def results besides a column index
+_UNSET = const(-3)  # class 0 and logical name 00*6: a client naming no object
 _MALFORMED = const(-2)
 _BIG = const(0x3FFFFFFF)  # entry numbers of 2**30 and more mean "past any end"
 CLOCK_LN = b"\x00\x00\x01\x00\x00\xff"  # 0-0:1.0.0*255
@@ -174,6 +175,8 @@ class ProfileGeneric(CosemObject):
         c = self._read_def(rd)
         if c == _MALFORMED:
             return TYPE_UNMATCHED
+        if c == _UNSET:
+            c = 0  # {0, 00*6, ...}: no object named, the default is the time column
         if c != 0:
             return OTHER_REASON  # only the clock time column restricts
         key = self._key
@@ -227,6 +230,10 @@ class ProfileGeneric(CosemObject):
             if self._cls[c] == cls and self._attrs[c] == a and self._didx[c] == di:
                 if self._ln_at(c, rd.buf, p):
                     return c
+        if cls == 0:
+            b = rd.buf
+            if b[p] | b[p + 1] | b[p + 2] | b[p + 3] | b[p + 4] | b[p + 5] == 0:
+                return _UNSET
         return _NO_MATCH
 
     def _ln_at(self, c, buf, p):
@@ -321,12 +328,10 @@ class ProfileGeneric(CosemObject):
             return axdr.put_u32(out, off, self.capture_period)
         if a == _ATTR_SORT_METHOD:
             return axdr.put_enum(out, off, _SORT_FIFO)
-        if a == _ATTR_SORT_OBJECT:  # unset: {0, 00*6, 0, 0}, as Gurux encodes it
-            p = axdr.put_struct(out, off, 4)
-            p = axdr.put_u16(out, p, 0)
-            p = axdr.put_octets(out, p, b"\x00\x00\x00\x00\x00\x00", 0, 6)
-            p = axdr.put_i8(out, p, 0)
-            return axdr.put_u16(out, p, 0)
+        if a == _ATTR_SORT_OBJECT:
+            # The first column, the clock time: rows are in time order. Clients (Gurux)
+            # take the sort object as the restricting object of their range reads.
+            return self._put_def(out, off, 0)
         if a == _ATTR_ENTRIES_IN_USE:
             return axdr.put_u32(out, off, self._rows.count())
         if a == _ATTR_PROFILE_ENTRIES:

@@ -135,7 +135,7 @@ def test_small_profile_attributes_byte_exact():
         + " 02 04 12 00 03 09 06 01 01 0D 00 00 FF 0F 02 12 00 00",
         4: "06 00 00 03 84",
         5: "16 01",
-        6: "02 04 12 00 00 09 06 00 00 00 00 00 00 0F 00 12 00 00",
+        6: "02 04 12 00 08 09 06 00 00 01 00 00 FF 0F 02 12 00 00",  # the time column
         7: "06 00 00 00 03",
         8: "06 00 00 00 0A",
     }
@@ -201,6 +201,16 @@ def test_range_inclusive_on_row_timestamps():
     assert ids_for(pg, rng(dt(2024, 1, 15, 0, 30, 0), dt(2024, 1, 15, 1, 15, 0))) == [2, 3, 4, 5]
     assert ids_for(pg, rng(dt(2024, 1, 15, 0, 0, 0), dt(2024, 1, 15, 0, 0, 0))) == [0]
     assert ids_for(pg, rng(dt(2024, 1, 15, 2, 15, 0), dt(2024, 1, 15, 2, 15, 0))) == [9]
+
+
+def test_range_restricted_by_no_object_means_the_time_column():
+    # Gurux sends {0, 00*6, 2, 0} when it has no sort object; that names no column.
+    pg = load_profile(10)
+    unset = (0, b"\x00" * 6, 2, 0, 0)
+    frm, to = dt(2024, 1, 15, 0, 30, 0), dt(2024, 1, 15, 1, 15, 0)
+    assert ids_for(pg, rng(frm, to, restrict=unset)) == [2, 3, 4, 5]
+    other = (3, b"\x01\x01\x01\x08\x00\xff", 2, 0, 0)
+    assert drain(pg, 2, rng(frm, to, restrict=other))[0] == cosem.OTHER_REASON
 
 
 def test_range_between_rows_empty_and_whole():
