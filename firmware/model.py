@@ -100,7 +100,8 @@ class Meter:
         ldn = c["ldn"].encode() if isinstance(c["ldn"], str) else c["ldn"]
         self.clock = Clock(utc_offset=c["utc_offset"], dst_enabled=c["dst"])
         self.status = Data(cosem.obis(0, 0, 97, 97, 0), axdr.LONG_UNSIGNED, 2)
-        objs.append(AssociationLN(cosem.obis(0, 0, 40, 0, 0), self.assoc, objs))
+        self.assoc_ln = AssociationLN(cosem.obis(0, 0, 40, 0, 0), self.assoc, objs)
+        objs.append(self.assoc_ln)
         objs.append(SapAssignment(cosem.obis(0, 0, 41, 0, 0), 1, ldn))
         self.ldn = Data(cosem.obis(0, 0, 42, 0, 0), axdr.OCTET_STRING, len(ldn))
         self.ldn.raw[:] = ldn
@@ -125,7 +126,15 @@ class Meter:
         if pw is not None:
             pw = pw.encode() if isinstance(pw, str) else pw
             clients.append(Client(c["management_sap"], acse.MECH_LLS, pw, MANAGEMENT))
-        self.server = Server(objs, clients, self.assoc, pdu_size=pdu_size)
+        self.clients = clients
+        self.pdu_size = pdu_size
+        self.server = Server(objs, clients, self.assoc, pdu_size=pdu_size,
+                             assoc_ln=self.assoc_ln)
+
+    def port_server(self):
+        # One more Server (own association and answer buffers) for another port (link).
+        return Server(self.objects, self.clients, Association(), pdu_size=self.pdu_size,
+                      assoc_ln=self.assoc_ln)
 
     def _profile(self, export, types, c):
         widths = []

@@ -44,8 +44,11 @@ class Association:
 
 class Server:
     def __init__(self, objects, clients, assoc, pdu_size=1024, lockout_failures=3,
-                 lockout_ms=60000):
+                 lockout_ms=60000, assoc_ln=None):
         self.svc = xdlms.Services(objects)
+        # Several ports (links) each have a Server and an Association over one object table;
+        # the Association LN object shows the association of the port being served.
+        self.assoc_ln = assoc_ln
         self.clients = clients
         self.assoc = assoc
         self.pdu_size = pdu_size
@@ -71,6 +74,8 @@ class Server:
     def on_pdu(self, client, req, n, resp):
         if n == 0:
             return 0
+        if self.assoc_ln is not None:
+            self.assoc_ln.assoc = self.assoc
         tag = req[0]
         if tag == acse.AARQ:
             return self._aarq(client, req, n, resp)

@@ -121,3 +121,17 @@ def test_management_association_disabled_without_password():
     p.c.parseUAResponse(p.request(p.c.snrmRequest()).data)
     with pytest.raises(Exception):
         p.c.parseAareResponse(p.request(p.c.aarqRequest()).data)
+
+
+def test_two_ports_keep_their_own_associations():
+    m = _meter(0)
+    a = Peer(m.server)
+    b = Peer(m.port_server(), client=1, auth=Authentication.LOW, password="12345678")
+    a.connect()
+    b.connect()
+    ln_a = _objects_by_ln(a)["0.0.40.0.0.255"]
+    ln_b = _objects_by_ln(b)["0.0.40.0.0.255"]
+    assert a.read(ln_a, 3) == [16, 1] and b.read(ln_b, 3) == [1, 1]
+    assert a.read(ln_a, 3) == [16, 1]
+    a.close()
+    assert b.read(ln_b, 8) == 2  # still associated
