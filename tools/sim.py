@@ -70,6 +70,12 @@ def parse_args(argv):
         "--unit-id", metavar="N", type=unit_id, default=17,
         help="physical HDLC address (unit id) the meter answers to, 1..16381. Default: 17")
     ap.add_argument(
+        "--lls-password", metavar="PW", default=None,
+        help="password of the management association (client SAP 1, low-level security, may "
+        "set the clock). Without it that association is refused, as on a board with no "
+        "password configured. The public association (client SAP 16, no security, read-only) "
+        "is always there")
+    ap.add_argument(
         "--runtime", choices=("micropython", "cpython"), default="micropython",
         help="run the meter on the MicroPython unix port (the micropython binary next to this "
         "Python, else on PATH) or on this CPython. Default: micropython")
@@ -143,6 +149,8 @@ def main(argv=None):
         port = reserve_port(host)
     shown = "[%s]" % host if ":" in host else host
     words = ["hdlc_tcp=%s:%d" % (shown, port), "unit_id=%d" % a.unit_id]
+    if a.lls_password:
+        words.append("lls_password=" + a.lls_password)
     fds = []
     slave = None
     if a.pty:

@@ -2,7 +2,12 @@
 # MicroPython unix port and on CPython (with tools/stubs and firmware/ on the path); tools/sim.py
 # starts it. Runtime differences live in tools/hostio.py.
 #
-#   simhost.py [hdlc_tcp=HOST:PORT] [pty_fd=N pty_path=PATH] [unit_id=N]
+#   simhost.py [hdlc_tcp=HOST:PORT] [pty_fd=N pty_path=PATH] [unit_id=N] [lls_password=PW]
+#              [history_days=N]
+#
+# Behind every transport is the application layer and the meter's object table (model.Meter),
+# one association per transport. The clock starts from this PC's UTC time. Until the metering
+# engine captures real rows, tools/simdata.py fills history_days (default 35) of load profile.
 #
 # Settings are key=value words because MicroPython has no argparse. For each transport one
 # line "READY <transport> <address>" goes to stdout once it listens. Runs until killed; exits
@@ -19,14 +24,19 @@ import select
 import socket
 import sys
 
+import time
+
 import hostio
-from hdlc import HdlcLink, NullApp
+import model
+import simdata
+from clock import date_to_days
+from hdlc import HdlcLink
 from micropython import const
 
 _RX_SIZE = const(512)  # one read; the link takes any chunk size
 _POLL_MS = const(50)  # poll timeout: how often link timers run without input
 _WRITE_WAIT_MS = const(2000)  # a peer that takes no byte for this long loses the frame
-_KEYS = ("hdlc_tcp", "pty_fd", "pty_path", "unit_id")
+_KEYS = ("hdlc_tcp", "pty_fd", "pty_path", "unit_id", "lls_password", "history_days")
 
 _IN = select.POLLIN
 _OUT = select.POLLOUT
@@ -71,8 +81,9 @@ def ready(transport, address):
 class Line:
     # Feeds bytes from the line to the link and writes each answer before the link takes more
     # (two-way alternate: receive() stops at a frame that needs an answer).
-    def __init__(self, unit_id, rx):
-        self.link = HdlcLink(NullApp(), unit_id=unit_id)
+    def __init__(self, unit_id, rx, app):
+        self.app = app  # the application layer (server.Server) of this transport
+        self.link = HdlcLink(app, unit_id=unit_id)
         self.rx = rx  # the read buffer, shared by all lines (one read at a time)
         self._out = select.poll()  # waits for room when a write would block (rare)
 
@@ -101,14 +112,15 @@ class Line:
 
     def poll(self, now):
         self.link.poll(now)
+        self.app.poll(now)
 
 
 # **** HDLC over TCP ****
 
 
 class TcpLine(Line):
-    def __init__(self, hostport, unit_id, rx, poller):
-        Line.__init__(self, unit_id, rx)
+    def __init__(self, hostport, unit_id, rx, poller, app):
+        Line.__init__(self, unit_id, rx, app)
         host, port = split_hostport(hostport)
         ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
         s = socket.socket(ai[0], socket.SOCK_STREAM)
@@ -185,8 +197,8 @@ class TcpLine(Line):
 
 
 class PtyLine(Line):
-    def __init__(self, fd, path, unit_id, rx, poller):
-        Line.__init__(self, unit_id, rx)
+    def __init__(self, fd, path, unit_id, rx, poller, app):
+        Line.__init__(self, unit_id, rx, app)
         self.fd = fd
         self.f = hostio.open_fd(fd)
         self.address = path
@@ -223,6 +235,43 @@ class PtyLine(Line):
         self.f.close()
 
 
+# **** the meter ****
+
+
+class ClockLine:
+    # Not a line: keeps the meter clock running from the tick counter, once per poll round.
+    def __init__(self, clock):
+        self.clock = clock
+
+    def on_event(self, fd, ev, now):
+        return False
+
+    def poll(self, now):
+        self.clock.tick(now)
+
+    def close(self):
+        pass
+
+
+def build_meter(opts):
+    pw = opts.get("lls_password")
+    meter = model.Meter({"lls_password": pw if pw else None})
+    t = time.gmtime(time.time())  # (year, month, day, hour, minute, second, ...) in UTC
+    days = date_to_days(t[0], t[1], t[2])
+    secs = t[3] * 3600 + t[4] * 60 + t[5]
+    meter.clock.set_utc(days, secs)
+    meter.clock.tick(hostio.ticks_ms())
+    simdata.fill(meter, int(opts.get("history_days", "35")), days, secs)
+    return meter
+
+
+def _app(meter, apps):
+    # The first transport uses the meter's server, each further one its own (association).
+    if apps:
+        return apps.pop()
+    return meter.port_server()
+
+
 # **** main loop ****
 
 
@@ -251,17 +300,19 @@ def main(argv):
     unit_id = int(opts.get("unit_id", "17"))
     if not 1 <= unit_id <= 16381:
         fail("unit_id must be 1..16381")
+    meter = build_meter(opts)
     rx = bytearray(_RX_SIZE)
     poller = select.poll()
-    lines = []
+    lines = [ClockLine(meter.clock)]
+    apps = [meter.server]
     if "hdlc_tcp" in opts:
-        lines.append(TcpLine(opts["hdlc_tcp"], unit_id, rx, poller))
+        lines.append(TcpLine(opts["hdlc_tcp"], unit_id, rx, poller, _app(meter, apps)))
         ready("hdlc-tcp", lines[-1].address)
     if "pty_fd" in opts:
         path = opts.get("pty_path", "fd" + opts["pty_fd"])
-        lines.append(PtyLine(int(opts["pty_fd"]), path, unit_id, rx, poller))
+        lines.append(PtyLine(int(opts["pty_fd"]), path, unit_id, rx, poller, _app(meter, apps)))
         ready("pty", path)
-    if not lines:
+    if len(lines) == 1:
         fail("no transport: give hdlc_tcp=HOST:PORT and/or pty_fd=N")
     try:
         serve(poller, lines)
