@@ -80,9 +80,12 @@ DEFAULTS = {
     "public_sap": 16,
     "management_sap": 1,
     "lls_password": None,  # None: the management association is refused
+    "lls_lockout_failures": 3,  # consecutive failed LLS attempts before the lockout
+    "lls_lockout_s": 60,
     "log_exports": [LOAD_PROFILE, BILLING],
 }
 
+STATUS_TIME_CHANGED = 0x20  # seed: status bit 5
 PUBLIC = cosem.Profile(16, "public", False)
 MANAGEMENT = cosem.Profile(1, "management", True)
 
@@ -99,7 +102,10 @@ class Meter:
         self.objects = objs
         ldn = c["ldn"].encode() if isinstance(c["ldn"], str) else c["ldn"]
         self.clock = Clock(utc_offset=c["utc_offset"], dst_enabled=c["dst"])
+        # Status of the interval in progress (seed: status capture object bitmap); the
+        # load-profile capture records it at each interval end and starts the next at 0.
         self.status = Data(cosem.obis(0, 0, 97, 97, 0), axdr.LONG_UNSIGNED, 2)
+        self.clock.on_time_set = self._time_set
         self.assoc_ln = AssociationLN(cosem.obis(0, 0, 40, 0, 0), self.assoc, objs)
         objs.append(self.assoc_ln)
         objs.append(SapAssignment(cosem.obis(0, 0, 41, 0, 0), 1, ldn))
@@ -128,13 +134,19 @@ class Meter:
             clients.append(Client(c["management_sap"], acse.MECH_LLS, pw, MANAGEMENT))
         self.clients = clients
         self.pdu_size = pdu_size
-        self.server = Server(objs, clients, self.assoc, pdu_size=pdu_size,
-                             assoc_ln=self.assoc_ln)
+        self._lockout = (c["lls_lockout_failures"], c["lls_lockout_s"] * 1000)
+        self.server = self.port_server(self.assoc)
 
-    def port_server(self):
-        # One more Server (own association and answer buffers) for another port (link).
-        return Server(self.objects, self.clients, Association(), pdu_size=self.pdu_size,
-                      assoc_ln=self.assoc_ln)
+    def port_server(self, assoc=None):
+        # A Server (own association and answer buffers) for each port (link).
+        return Server(self.objects, self.clients, assoc or Association(),
+                      pdu_size=self.pdu_size, lockout_failures=self._lockout[0],
+                      lockout_ms=self._lockout[1], assoc_ln=self.assoc_ln)
+
+    def _time_set(self, old_days, old_secs, new_days, new_secs):
+        # Seed: a clock set marks "time changed" (bit 5) in the current interval's status.
+        raw = self.status.raw
+        raw[1] |= STATUS_TIME_CHANGED
 
     def _profile(self, export, types, c):
         widths = []

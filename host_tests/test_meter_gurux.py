@@ -103,6 +103,7 @@ def test_clock_set_with_lls_and_refusals():
     clock.time = GXDateTime(datetime.datetime(2027, 3, 1, 10, 20, 30, tzinfo=UTC))
     assert p.request(p.c.write(clock, 2)).error == 0
     assert (m.clock.days, m.clock.secs) == (DAY0 + 121, 10 * 3600 + 20 * 60 + 30)
+    assert m.status.raw[1] & 0x20  # "time changed" in the interval in progress
     reg = objs["1.1.1.8.0.255"]
     reg.value = 5
     assert p.request(p.c.write(reg, 2)).error == 3
@@ -111,8 +112,9 @@ def test_clock_set_with_lls_and_refusals():
     q.connect()
     clock2 = _objects_by_ln(q)["0.0.1.0.0.255"]
     clock2.time = GXDateTime(datetime.datetime(2030, 1, 1, tzinfo=UTC))
+    m.status.raw[1] = 0
     assert q.request(q.c.write(clock2, 2)).error == 3
-    assert m.clock.days == DAY0 + 121
+    assert m.clock.days == DAY0 + 121 and m.status.raw[1] == 0
 
 
 def test_management_association_disabled_without_password():
