@@ -68,17 +68,7 @@ class FrameReader:
 def tcp_io(addr):
     host, port = addr.rsplit(":", 1)
     s = socket.create_connection((host, int(port)), timeout=5)
-
-    def read_exact(n):
-        out = b""
-        while len(out) < n:
-            chunk = s.recv(n - len(out))
-            if not chunk:
-                raise ConnectionError("closed")
-            out += chunk
-        return out
-
-    return s, s.sendall, FrameReader(read_exact)
+    return s, s.sendall, tcp_io_from(s)
 
 
 def pty_io(path):
