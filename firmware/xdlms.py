@@ -66,6 +66,7 @@ class Services:
         self.max_list = max_list
         self.prd = axdr.Reader()  # selective-access parameters, or a SET value
         self.iip = 0  # invoke-id-and-priority of the request being answered, echoed
+        self._obj = None  # set by _target()
         self.conformance = 0  # negotiated, set by the association
         self.profile = None
         self._p = 0
@@ -223,7 +224,6 @@ class Services:
         if p + 10 > end:
             self._p = -1
             return OTHER_REASON
-        cid = (req[p] << 8) | req[p + 1]
         attr = req[p + 8]
         sel = 0
         params = None
@@ -241,11 +241,10 @@ class Services:
             params = self.prd
             q = e
         self._p = q
-        obj = self._find(req, p + 2)
-        if obj is None:
-            return OBJECT_UNDEFINED
-        if obj.class_id != cid:
-            return OBJECT_CLASS_INCONSISTENT
+        r = self._target(req, p)
+        if r != SUCCESS:
+            return r
+        obj = self._obj
         if attr == 0:
             if sel or not self.conformance & CONF_ATTR0_GET:
                 return READ_WRITE_DENIED
@@ -269,6 +268,17 @@ class Services:
         if req[p + 9]:
             q = axdr.value_end(req, q + 1, end) if q < end else -1
         self._p = q
+
+    def _target(self, req, p):
+        # The object a Cosem-Attribute-Descriptor at req[p] names (class-id 2, instance-id 6):
+        # into self._obj; returns SUCCESS or why there is none.
+        obj = self._find(req, p + 2)
+        self._obj = obj
+        if obj is None:
+            return OBJECT_UNDEFINED
+        if obj.class_id != (req[p] << 8) | req[p + 1]:
+            return OBJECT_CLASS_INCONSISTENT
+        return SUCCESS
 
     def _find(self, buf, p):
         for obj in self.objects:
@@ -388,15 +398,13 @@ class Services:
     def _set_item(self, req, p, end):
         if p + 10 > end:
             return TYPE_UNMATCHED
-        cid = (req[p] << 8) | req[p + 1]
         attr = req[p + 8]
         if req[p + 9]:
             return READ_WRITE_DENIED  # no selective SET
-        obj = self._find(req, p + 2)
-        if obj is None:
-            return OBJECT_UNDEFINED
-        if obj.class_id != cid:
-            return OBJECT_CLASS_INCONSISTENT
+        r = self._target(req, p)
+        if r != SUCCESS:
+            return r
+        obj = self._obj
         if attr == 0 or attr > obj.n_attrs:
             return OBJECT_UNDEFINED
         if not obj.access(attr, self.profile) & WRITE:
