@@ -5,6 +5,7 @@ import subprocess
 import sys
 import tempfile
 
+import hosttools
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
 TESTS = os.path.join(ROOT, "host_tests", "portable")
@@ -13,8 +14,7 @@ BOARDS = (("rp2040_pico", "armv6m"), ("esp32_devkit", "xtensawin"))
 
 
 def tool(name):
-    exe = os.path.join(os.path.dirname(sys.executable), name)
-    return exe if os.path.exists(exe) else name
+    return hosttools.find(name, "make setup installs it")
 
 
 def run_bench(label, cmd, env=None):

