@@ -3,18 +3,19 @@
 # frames, GET-with-list, refusals. The simulator tests repeat this over TCP and the pty.
 import pytest
 from app_util import build
-from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData
-from gurux_dlms.enums import Authentication, InterfaceType, ObjectType
+from gurux_dlms import GXByteBuffer
+from gurux_dlms.enums import Authentication, ObjectType
+from gurux_util import GuruxSession
 from hdlc import HdlcLink
 
 
-class Peer:
+class Peer(GuruxSession):
+    # Gurux against our link and server in this process.
     def __init__(self, srv, client=16, auth=Authentication.NONE, password=None, pdu=None,
                  info=None, window=None):
+        GuruxSession.__init__(self, client, auth, password)
         self.srv = srv
         self.link = HdlcLink(srv, max_info_tx=512, max_info_rx=512, window_tx=7, window_rx=7)
-        self.c = GXDLMSClient(True, client, GXDLMSClient.getServerAddress(1, 17, 4), auth,
-                              password, InterfaceType.HDLC)
         if pdu:
             self.c.maxReceivePDUSize = pdu
         if info:
@@ -38,38 +39,11 @@ class Peer:
         self.frames += 1
         return bytes(out)
 
-    def request(self, frames):
-        if not isinstance(frames, list):
-            frames = [frames]
-        if frames and isinstance(frames[0], list):
-            frames = [f for group in frames for f in group]
-        reply = GXReplyData()
-        for f in frames:
-            reply.clear()
-            self._read(f, reply)
-            while reply.isMoreData():
-                self._read(self.c.receiverReady(reply), reply)
-        return reply
-
-    def _read(self, frame, reply):
+    def _exchange(self, frame, reply):
         # A window of several frames arrives in one piece: Gurux takes one frame per call.
         data = GXByteBuffer(self.send(frame))
         while data.available():
             assert self.c.getData(data, reply, None), data
-
-    def connect(self):
-        self.c.parseUAResponse(self.request(self.c.snrmRequest()).data)
-        self.c.parseAareResponse(self.request(self.c.aarqRequest()).data)
-
-    def objects(self):
-        return self.c.parseObjects(self.request(self.c.getObjectsRequest()).data, True)
-
-    def read(self, obj, attr):
-        return self.c.updateValue(obj, attr, self.request(self.c.read(obj, attr)).value)
-
-    def close(self):
-        self.request(self.c.releaseRequest())
-        self.request(self.c.disconnectRequest())
 
 
 def _read_everything(peer):

@@ -12,8 +12,9 @@ import time
 
 import pytest
 import serial
-from gurux_dlms import GXByteBuffer, GXDateTime, GXDLMSClient, GXReplyData
-from gurux_dlms.enums import Authentication, InterfaceType, ObjectType
+from gurux_dlms import GXByteBuffer, GXDateTime
+from gurux_dlms.enums import Authentication, ObjectType
+from gurux_util import GuruxSession
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PASSWORD = "sim-pass-1"
@@ -86,39 +87,18 @@ def pty_io(path):
 # **** Gurux ****
 
 
-class GuruxPeer:
+class GuruxPeer(GuruxSession):
+    # Gurux over a socket or the pty, reading each answer frame by its length field.
     def __init__(self, io, client=16, auth=Authentication.NONE, password=None):
+        GuruxSession.__init__(self, client, auth, password)
         self.conn, self.write, self.reader = io
-        self.c = GXDLMSClient(True, client, GXDLMSClient.getServerAddress(1, 17, 4), auth,
-                              password, InterfaceType.HDLC)
-
-    def request(self, frames):
-        if not isinstance(frames, list):
-            frames = [frames]
-        if frames and isinstance(frames[0], list):
-            frames = [f for group in frames for f in group]
-        reply = GXReplyData()
-        for f in frames:
-            reply.clear()
-            self._exchange(f, reply)
-            while reply.isMoreData():
-                self._exchange(self.c.receiverReady(reply), reply)
-        return reply
 
     def _exchange(self, frame, reply):
         self.write(bytes(frame))
         assert self.c.getData(GXByteBuffer(self.reader.frame()), reply, None)
 
-    def connect(self):
-        self.c.parseUAResponse(self.request(self.c.snrmRequest()).data)
-        self.c.parseAareResponse(self.request(self.c.aarqRequest()).data)
-
-    def read(self, obj, attr):
-        return self.c.updateValue(obj, attr, self.request(self.c.read(obj, attr)).value)
-
     def close(self):
-        self.request(self.c.releaseRequest())
-        self.request(self.c.disconnectRequest())
+        GuruxSession.close(self)
         self.conn.close()
 
 
