@@ -180,6 +180,9 @@ class HdlcLink:
                     break
         return i
 
+    def rx_busy(self):
+        return self.de.busy()
+
     def poll(self, now):
         # Timers without input: inter-frame timeout and inactivity timeout.
         if not self.de.idle() and ticks_diff(now, self._last_rx) > self.rx_timeout_ms:

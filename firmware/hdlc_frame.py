@@ -57,6 +57,11 @@ class Deframer:
         self._rp = 0  # replay: unread bytes left by a resync are buf[_rp:_re]
         self._re = 0
 
+    def busy(self):
+        # A frame is being received (its format byte has arrived): the board defers flash
+        # writes until it is over (an RP2040 flash erase stops the UART interrupts).
+        return self._state >= _LEN
+
     def reset(self):
         # Drop a partial frame (inter-frame timeout) and any pending replay.
         self._state = _HUNT

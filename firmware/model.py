@@ -92,7 +92,10 @@ MANAGEMENT = cosem.Profile(1, "management", True)
 
 class Meter:
     # Everything the application layer serves; built once.
-    def __init__(self, cfg=None, pdu_size=1024):
+    def __init__(self, cfg=None, pdu_size=1024, rows_factory=None):
+        # rows_factory(name, capacity, widths) -> a row source (rows.py interface) per
+        # profile; default in RAM (tests), the meter passes flash-backed ones (store.py).
+        self._rows_factory = rows_factory or _memory_rows
         c = dict(DEFAULTS)
         if cfg:
             c.update(cfg)
@@ -149,15 +152,20 @@ class Meter:
         raw[1] |= STATUS_TIME_CHANGED
 
     def _profile(self, export, types, c):
-        widths = []
-        for src in export["sources"]:
-            ln = cosem.parse_obis(src) if src.lower() != "none" else None
-            if ln is not None:
-                widths.append(_width(types[ln]))
-        rows = MemoryRows(export.get("entries", 24), bytes(widths))
-        period = c["recording_interval"] if export.get("periodic") else 0
-        pg = from_log_export(export, types, rows, period)
+        # The row source holds the export's real sources only ("none" slots take no room).
+        srcs = [x for x in export["sources"] if x.strip().lower() != "none"]
+        lns = [cosem.parse_obis(x) for x in srcs]
+        widths = bytes(_width(types[ln]) for ln in lns)
+        name = _rows_name(cosem.parse_obis(export["obis"]))
+        rows = self._rows_factory(name, export.get("entries", 24), widths)
+        periodic = bool(export.get("periodic"))
+        period = c["recording_interval"] if periodic else 0
+        packed = dict(export)
+        packed["sources"] = srcs
+        pg = from_log_export(packed, types, rows, period)
         pg.clock = self.clock
+        pg.periodic = periodic
+        pg.sources = [self.registers[ln] for ln in lns]  # what a capture copies, in row order
         return pg
 
     def profile(self, obis):
@@ -166,6 +174,15 @@ class Meter:
             if pg.ln == ln:
                 return pg
         return None
+
+
+def _memory_rows(name, capacity, widths):
+    return MemoryRows(capacity, widths)
+
+
+def _rows_name(ln):
+    # A file-name-safe name of a profile: "p" + the OBIS code's 6 bytes in hex.
+    return "p" + "".join("%02x" % b for b in ln)
 
 
 def _width(tag):

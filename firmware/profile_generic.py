@@ -104,7 +104,7 @@ class ProfileGeneric(CosemObject):
         # with the deviation and DST status of that instant, and range bounds are converted
         # to UTC by the clock's rules; without one, rows are local time as described above.
         self.clock = None
-        self._rows = rows
+        self.rows = rows
         self._row = Row(rows.size)
         self._ncap = n
         self._all = (1 << n) - 1
@@ -127,9 +127,9 @@ class ProfileGeneric(CosemObject):
             else:
                 s = col_map[k] if col_map else k
                 k += 1
-                assert _WIDTH[c[4]] == self._rows.widths[s], "column type vs row width"
+                assert _WIDTH[c[4]] == self.rows.widths[s], "column type vs row width"
                 kind.append(s)
-        offs = [sum(self._rows.widths[:s]) if s < _K_STATUS else 0 for s in kind]
+        offs = [sum(self.rows.widths[:s]) if s < _K_STATUS else 0 for s in kind]
         self._cls, self._lns, self._didx = tuple(cls), lns, tuple(didx)
         self._attrs, self._tags = bytes(attrs), bytes(tags)
         self._kind, self._offs = bytes(kind), bytes(offs)
@@ -147,11 +147,11 @@ class ProfileGeneric(CosemObject):
         cur.cols = self._all
         cur.ncols = self._ncap
         cur.first = 0
-        cur.last = self._rows.count() - 1
+        cur.last = self.rows.count() - 1
         r = SUCCESS if params is None else self._select(cur, params)
         cur.n = cur.last - cur.first + 1 if cur.last >= cur.first else 0
-        cur.first += self._rows.base()
-        cur.last += self._rows.base()
+        cur.first += self.rows.base()
+        cur.last += self.rows.base()
         return r
 
     def _select(self, cur, rd):
@@ -183,8 +183,8 @@ class ProfileGeneric(CosemObject):
         if not self._read_bound(rd, False, key, 0) or not self._read_bound(rd, True, key, 2):
             return TYPE_UNMATCHED
         r = self._read_columns(rd, cur)
-        cur.first = self._rows.find_first_at_or_after(key[0], key[1])
-        cur.last = self._rows.find_last_at_or_before(key[2], key[3])
+        cur.first = self.rows.find_first_at_or_after(key[0], key[1])
+        cur.last = self.rows.find_last_at_or_before(key[2], key[3])
         return r
 
     def _entry(self, cur, rd):
@@ -206,7 +206,7 @@ class ProfileGeneric(CosemObject):
                 return OTHER_REASON
             cur.cols = ((1 << t) - 1) ^ ((1 << (fs - 1)) - 1)
             cur.ncols = t - fs + 1
-        n = self._rows.count()
+        n = self.rows.count()
         cur.first = fe - 1  # past the end: first > last, an empty array
         cur.last = n - 1 if te == 0 or te > n else te - 1
         return SUCCESS
@@ -333,9 +333,9 @@ class ProfileGeneric(CosemObject):
             # take the sort object as the restricting object of their range reads.
             return self._put_def(out, off, 0)
         if a == _ATTR_ENTRIES_IN_USE:
-            return axdr.put_u32(out, off, self._rows.count())
+            return axdr.put_u32(out, off, self.rows.count())
         if a == _ATTR_PROFILE_ENTRIES:
-            return axdr.put_u32(out, off, self._rows.capacity())
+            return axdr.put_u32(out, off, self.rows.capacity())
         return off
 
     def _put_def(self, out, off, c):
@@ -346,7 +346,7 @@ class ProfileGeneric(CosemObject):
         return axdr.put_u16(out, p, self._didx[c])
 
     def _put_row(self, out, off, cur):
-        rows = self._rows
+        rows = self.rows
         i = cur.first + cur.i - 1 - rows.base()
         n = rows.count()
         i = 0 if i < 0 else (n - 1 if i >= n else i)  # a row dropped mid-transfer

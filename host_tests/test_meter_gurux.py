@@ -21,7 +21,7 @@ def _meter(rows=96 * 35):
         day = DAY0 + k // 96
         v = k & 0xFFFF
         vals = bytes([0, 0, v >> 8, v & 0xFF, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3])
-        lp._rows.append(day, (k % 96) * 900, 0x40 if k == 0 else 0, vals)
+        lp.rows.append(day, (k % 96) * 900, 0x40 if k == 0 else 0, vals)
     return m
 
 

@@ -46,7 +46,7 @@ def fill(meter, days, now_days, now_secs):
             _put_u32(vals, 4, imp // 4)  # 3.29.0 kVARh del int
             _put_u32(vals, 8, exp)  # 2.29.0 kWh rec int
             _put_u32(vals, 12, exp // 10)  # 4.29.0 kVARh rec int
-            lp._rows.append(d, secs, 0x40 if first else 0, vals)  # power up on the first
+            lp.rows.append(d, secs, 0x40 if first else 0, vals)  # power up on the first
             first = False
             total_imp += imp
             total_exp += exp
@@ -87,7 +87,7 @@ def _billing(meter, start, now_days):
     bp = meter.profile("1-0:98.1.0*255")
     if bp is None:
         return
-    vals = bytearray(bp._rows.size)
+    vals = bytearray(bp.rows.size)
     ymd = [0, 0, 0]
     from clock import days_to_date
 
@@ -106,4 +106,4 @@ def _billing(meter, start, now_days):
         for i in range(len(vals)):
             vals[i] = 0
         _put_u64(vals, 0, 1234567890 + k * 250000)
-        bp._rows.append(d, 0, 0xFFFF, vals)  # seed: no periodic timer, status 0xFFFF
+        bp.rows.append(d, 0, 0xFFFF, vals)  # seed: no periodic timer, status 0xFFFF

@@ -21,7 +21,7 @@ def _meter(rows=3360):
     vals = bytearray(16)
     for k in range(rows):
         vals[3] = k & 0xFF
-        lp._rows.append(DAY0 + k // 96, (k % 96) * 900, 0, vals)
+        lp.rows.append(DAY0 + k // 96, (k % 96) * 900, 0, vals)
     return m
 
 

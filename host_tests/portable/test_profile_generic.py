@@ -328,7 +328,7 @@ def test_memory_rows_fifo_wrap():
         assert (row.days, row.secs, row.status) == (D0 + t // 86400, t % 86400, k)
         assert row.vals[2:4] == u16(k * 10) and row.vals[10:12] == u16(k * 10 + 2)
     pg = load_profile(0, cap=1)
-    pg._rows = r
+    pg.rows = r
     assert ids_for(pg, ent(1, 3)) == [150, 151, 152]
     assert drain(pg, 7)[1] == unhex("06 00 00 00 64")
 
@@ -336,7 +336,7 @@ def test_memory_rows_fifo_wrap():
 def test_append_during_transfer_keeps_place():
     r = fill(rows.MemoryRows(5, (4, 4, 4)), 5)
     pg = load_profile(0, cap=1)
-    pg._rows = r
+    pg.rows = r
     cur = cosem.Cursor()
     out = bytearray(64)
     assert pg.begin(2, cur, None) == cosem.SUCCESS
