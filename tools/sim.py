@@ -8,10 +8,12 @@
 import argparse
 import os
 import pty
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import tty
 
 import hosttools
@@ -53,6 +55,16 @@ def unit_id(s):
     return v
 
 
+def backfill_days(s):
+    try:
+        v = int(s)
+    except ValueError:
+        v = -1
+    if not 0 <= v <= 3660:
+        raise argparse.ArgumentTypeError("backfill days must be an integer 0..3660, got %r" % s)
+    return v
+
+
 def parse_args(argv):
     ap = argparse.ArgumentParser(prog="sim.py", description=DESCRIPTION,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,6 +87,18 @@ def parse_args(argv):
         "set the clock). Without it that association is refused, as on a board with no "
         "password configured. The public association (client SAP 16, no security, read-only) "
         "is always there")
+    ap.add_argument(
+        "--state-dir", metavar="DIR", default=None,
+        help="keep the meter's flash (load profile, billing rows, energy checkpoints) in this "
+        "directory, created if missing. Restarting on the same directory resumes, as a meter "
+        "does after a power cut: the interval the power failed in is marked power down and the "
+        "next one power up. Default: a fresh temporary directory, removed at exit")
+    ap.add_argument(
+        "--backfill-days", metavar="N", type=backfill_days, default=35,
+        help="on a fresh state directory, first meter N days of simulated history (the chip "
+        "model's load curve through the real driver, energy registers and capture, in "
+        "simulated time) so there are N days of load profile and the billing rows of those "
+        "months. Ignored when the state directory already holds data. Default: 35")
     ap.add_argument(
         "--runtime", choices=("micropython", "cpython"), default="micropython",
         help="run the meter on the MicroPython unix port (the micropython binary next to this "
@@ -142,7 +166,16 @@ def main(argv=None):
     if port == 0 and a.runtime == "micropython":
         port = reserve_port(host)
     shown = "[%s]" % host if ":" in host else host
-    words = ["hdlc_tcp=%s:%d" % (shown, port), "unit_id=%d" % a.unit_id]
+    words = ["hdlc_tcp=%s:%d" % (shown, port), "unit_id=%d" % a.unit_id,
+             "backfill_days=%d" % a.backfill_days]
+    temp = None
+    if a.state_dir is None:
+        temp = tempfile.mkdtemp(prefix="dlms-sim-")
+        state = temp
+    else:
+        state = os.path.abspath(a.state_dir)
+        os.makedirs(state, exist_ok=True)
+    words.append("state_dir=" + state)
     if a.lls_password:
         words.append("lls_password=" + a.lls_password)
     fds = []
@@ -176,6 +209,8 @@ def main(argv=None):
     rc = proc.wait()
     if slave is not None:
         os.close(slave)  # kept open until now so the pty never hangs up under the child
+    if temp is not None:
+        shutil.rmtree(temp, ignore_errors=True)
     return 128 - rc if rc < 0 else rc
 
 

@@ -2,12 +2,13 @@
 # MicroPython unix port and on CPython (with tools/stubs and firmware/ on the path); tools/sim.py
 # starts it. Runtime differences live in tools/hostio.py.
 #
-#   simhost.py [hdlc_tcp=HOST:PORT] [pty_fd=N pty_path=PATH] [unit_id=N] [lls_password=PW]
-#              [history_days=N]
+#   simhost.py state_dir=DIR [hdlc_tcp=HOST:PORT] [pty_fd=N pty_path=PATH] [unit_id=N]
+#              [lls_password=PW] [backfill_days=N]
 #
 # Behind every transport is the application layer and the meter's object table (model.Meter),
-# one association per transport. The clock starts from this PC's UTC time. Until the metering
-# engine captures real rows, tools/simdata.py fills history_days (default 35) of load profile.
+# one association per transport. The meter itself (tools/simmeter.py) is the real driver and
+# metering engine on the chip model, storing into state_dir; the clock starts from this PC's
+# UTC time. A fresh state_dir is first backfilled with backfill_days (default 35) of history.
 #
 # Settings are key=value words because MicroPython has no argparse. For each transport one
 # line "READY <transport> <address>" goes to stdout once it listens. Runs until killed; exits
@@ -24,19 +25,17 @@ import select
 import socket
 import sys
 
-import time
 
 import hostio
-import model
-import simdata
-from clock import date_to_days
+import simmeter
 from hdlc import HdlcLink
 from micropython import const
 
 _RX_SIZE = const(512)  # one read; the link takes any chunk size
 _POLL_MS = const(50)  # poll timeout: how often link timers run without input
 _WRITE_WAIT_MS = const(2000)  # a peer that takes no byte for this long loses the frame
-_KEYS = ("hdlc_tcp", "pty_fd", "pty_path", "unit_id", "lls_password", "history_days")
+_KEYS = ("hdlc_tcp", "pty_fd", "pty_path", "unit_id", "lls_password", "backfill_days",
+         "state_dir")
 
 _IN = select.POLLIN
 _OUT = select.POLLOUT
@@ -238,31 +237,42 @@ class PtyLine(Line):
 # **** the meter ****
 
 
-class ClockLine:
-    # Not a line: keeps the meter clock running from the tick counter, once per poll round.
-    def __init__(self, clock):
-        self.clock = clock
+class MeterLine:
+    # Not a line: keeps the meter clock running from the tick counter and the metering engine
+    # polling, once per poll round; flash writes wait while any link is receiving a frame.
+    def __init__(self, sim, lines):
+        self.sim = sim
+        self.clock = sim.meter.clock
+        self.lines = lines
 
     def on_event(self, fd, ev, now):
         return False
 
     def poll(self, now):
         self.clock.tick(now)
+        idle = True
+        for line in self.lines:
+            if line is not self and line.link.rx_busy():
+                idle = False
+        self.sim.poll(now, idle)
 
     def close(self):
         pass
 
 
 def build_meter(opts):
+    if "state_dir" not in opts:
+        fail("state_dir=DIR is required (tools/sim.py gives a temporary one)")
     pw = opts.get("lls_password")
-    meter = model.Meter({"lls_password": pw if pw else None})
-    t = time.gmtime(time.time())  # (year, month, day, hour, minute, second, ...) in UTC
-    days = date_to_days(t[0], t[1], t[2])
-    secs = t[3] * 3600 + t[4] * 60 + t[5]
-    meter.clock.set_utc(days, secs)
-    meter.clock.tick(hostio.ticks_ms())
-    simdata.fill(meter, int(opts.get("history_days", "35")), days, secs)
-    return meter
+    sim = simmeter.SimMeter(opts["state_dir"], {"lls_password": pw if pw else None})
+    n = sim.boot(int(opts.get("backfill_days", "35")), _log)
+    if n:
+        _log("backfilled %d load-profile rows" % n)
+    return sim
+
+
+def _log(msg):
+    sys.stderr.write("simhost: " + msg + "\n")
 
 
 def _app(meter, apps):
@@ -300,10 +310,12 @@ def main(argv):
     unit_id = int(opts.get("unit_id", "17"))
     if not 1 <= unit_id <= 16381:
         fail("unit_id must be 1..16381")
-    meter = build_meter(opts)
+    sim = build_meter(opts)
+    meter = sim.meter
     rx = bytearray(_RX_SIZE)
     poller = select.poll()
-    lines = [ClockLine(meter.clock)]
+    lines = []
+    lines.append(MeterLine(sim, lines))
     apps = [meter.server]
     if "hdlc_tcp" in opts:
         lines.append(TcpLine(opts["hdlc_tcp"], unit_id, rx, poller, _app(meter, apps)))
