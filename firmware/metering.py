@@ -67,16 +67,17 @@ def _secs(b, p):
 class Engine:
     # meter: model.Meter (clock, status object, registers, profiles with .periodic/.sources);
     # frontend: frontend.FrontEnd; energy: energy.Energy bound to the meter's registers;
-    # checkpoints: a store.CheckpointLog (or None: nothing survives a restart).
-    def __init__(self, meter, frontend, energy, checkpoints=None, bill_day=1, bill_hour=0,
-                 bill_minute=0):
+    # checkpoints: a store.CheckpointStore (or None: nothing survives a restart). The billing
+    # schedule comes from meter.cfg["billing"], the recording interval from the meter too.
+    def __init__(self, meter, frontend, energy, checkpoints=None):
         self.clock = meter.clock
         self.status = meter.status
         self.frontend = frontend
         self.energy = energy
         self.period = meter.cfg["recording_interval"]
         self.sub = energy.demand_sub_s
-        self.cal = Calendar(meter.clock, bill_day, bill_hour, bill_minute)
+        bill = meter.cfg["billing"]
+        self.cal = Calendar(meter.clock, bill["day"], bill["hour"], bill["minute"])
         self.periodic = tuple(Recorder(pg.rows, pg.sources) for pg in meter.profiles
                               if pg.periodic)
         self.billing = tuple(Recorder(pg.rows, pg.sources) for pg in meter.profiles

@@ -75,8 +75,15 @@ BILLING = {
 DEFAULTS = {
     "ldn": "SCH" + "0" * 11 + "17",  # 3-letter manufacturer id + serial, at most 16 bytes
     "recording_interval": 900,
-    "utc_offset": 60,
+    "utc_offset": 60,  # minutes local standard time is ahead of UTC (CET)
     "dst": True,
+    # DST rule: [month, week 1..4 or 5 = last, weekday 1 = Monday .. 7, hour UTC] of the
+    # switches, and the minutes added (EU rule: last Sunday of March/October, 01:00 UTC).
+    "dst_rule": {"begin": [3, 5, 7, 1], "end": [10, 5, 7, 1], "deviation": 60},
+    # End of each billing period, local wall time: day 1..28 of every month at hour:minute.
+    "billing": {"day": 1, "hour": 0, "minute": 0},
+    # Sliding demand (.4.0): `subs` sub-intervals of `sub_s` seconds (one 15-minute block).
+    "demand": {"sub_s": 900, "subs": 1},
     "public_sap": 16,
     "management_sap": 1,
     "lls_password": None,  # None: the management association is refused
@@ -104,7 +111,10 @@ class Meter:
         objs = []
         self.objects = objs
         ldn = c["ldn"].encode() if isinstance(c["ldn"], str) else c["ldn"]
-        self.clock = Clock(utc_offset=c["utc_offset"], dst_enabled=c["dst"])
+        rule = c["dst_rule"]
+        self.clock = Clock(utc_offset=c["utc_offset"], dst_enabled=c["dst"],
+                           dst_begin=tuple(rule["begin"]), dst_end=tuple(rule["end"]),
+                           dst_deviation=rule["deviation"])
         # Status of the interval in progress (seed: status capture object bitmap); the
         # load-profile capture records it at each interval end and starts the next at 0.
         self.status = Data(cosem.obis(0, 0, 97, 97, 0), axdr.LONG_UNSIGNED, 2)

@@ -45,7 +45,8 @@ class SimMeter:
         self.meter = model.Meter(cfg, rows_factory=self._rows)
         self.chip = ATM90E32Model(Scenario(seed))
         self.fe = ATM90E32(self.chip.spi, self.chip.cs, sleep_ms=_no_sleep)
-        self.energy = Energy(self.fe.lsb_num, self.fe.lsb_den)
+        dem = self.meter.cfg["demand"]
+        self.energy = Energy(self.fe.lsb_num, self.fe.lsb_den, dem["sub_s"], dem["subs"])
         self.energy.bind(self.meter.registers)
         self.ck = CheckpointStore(state_dir, _CK, 11 + self.energy.CHECKPOINT_SIZE)
         self.engine = Engine(self.meter, self.fe, self.energy, self.ck)

@@ -308,3 +308,22 @@ def test_steady_state_allocation_free():
     rig = Rig({}, D0, 0)
     rig.run(1800)
     assert_no_alloc(Steady(rig).step, 0, "metering interval")
+
+
+def test_schedule_and_dst_rule_from_config():
+    # US Eastern: UTC-5, DST from the 2nd Sunday of March 07:00 UTC (02:00 EST); billing on the
+    # 15th at 06:00 local; hourly recording.
+    cfg = {"utc_offset": -300, "recording_interval": 3600,
+           "dst_rule": {"begin": [3, 2, 7, 7], "end": [11, 1, 7, 6], "deviation": 60},
+           "billing": {"day": 15, "hour": 6, "minute": 0}}
+    d = date_to_days(2024, 3, 9)
+    rig = Rig({}, d, 0, cfg)
+    rig.run(7 * 86400, step=300)
+    got = rig.rows()
+    assert all(g[1] % 3600 == 0 for g in got) and len(got) == 7 * 24
+    flagged = [(g[0], g[1]) for g in got if g[2] & 0x300]
+    # 10 March 2024 07:00 UTC: the hour 07:00-08:00 UTC is the first in DST, its row at 08:00
+    assert flagged == [(date_to_days(2024, 3, 10), 8 * 3600)]
+    bill = rig.rows(BILL)
+    # 15 March 06:00 EDT = 10:00 UTC
+    assert [(b[0], b[1]) for b in bill] == [(date_to_days(2024, 3, 15), 10 * 3600)]
