@@ -1,5 +1,6 @@
 # bench.py: `make bench`. Figures, not assertions: HDLC throughput on the MicroPython unix port
-# and CPython, heap taken by one link with default sizes, and .mpy code size per board.
+# and CPython, heap taken by one link with default sizes, the metering path's cost and heap,
+# and .mpy code size per board.
 import os
 import subprocess
 import sys
@@ -62,12 +63,25 @@ def main():
     print("RAM")
     print("  heap of one HdlcLink, defaults (128/128, window 1, PDU 1024) on MicroPython: %s bytes"
           % mp.get("hdlc.link_heap_bytes", "-"))
+    with tempfile.TemporaryDirectory() as d1, tempfile.TemporaryDirectory() as d2:
+        script = os.path.join(ROOT, "tools", "bench_metering.py")
+        mm = run_bench("micropython", [tool("micropython"), "-X", "heapsize=512k", script,
+                                       FIRMWARE, d1])
+        cm = run_bench("cpython", [sys.executable, script, FIRMWARE, d2], env)
+    print("Metering (driver on the chip model, energy, engine, flash rows in files)")
+    print("  %-40s %14s %14s" % ("", "micropython", "cpython"))
+    for key, label in (("poll.us_per_second_of_metering", "us per 1-s poll (incl. captures)"),
+                       ("backfill.ms_per_day", "backfill ms per simulated day")):
+        print("  %-40s %14s %14s" % (label, mm.get(key, "-"), cm.get(key, "-")))
+    print("  heap of the meter (objects, driver, energy, engine, open files) on MicroPython: "
+          "%s bytes after build, %s after an hour of metering"
+          % (mm.get("meter.heap_built", "-"), mm.get("meter.heap_after_hour", "-")))
     print("Code size (.mpy, mpy-cross -O2)")
     for board, arch in BOARDS:
         total, rows = code_size(arch)
         detail = ", ".join("%s %d" % r for r in rows)
         print("  %-14s %-10s %6d bytes  (%s)" % (board, arch, total, detail))
-    return 0 if (mp and cp) else 1
+    return 0 if (mp and cp and mm and cm) else 1
 
 
 if __name__ == "__main__":
