@@ -25,9 +25,11 @@ HEAP = "512k"  # MicroPython heap: the link buffers need a few kB; room for the 
 
 DESCRIPTION = """\
 Run the DLMS/COSEM meter on this PC. It serves the HDLC data link layer (IEC 62056-46) over
-TCP, and optionally on a pseudo-terminal, and prints one line per transport once it listens:
+TCP, and optionally on a pseudo-terminal and over the IEC 62056-47 TCP wrapper, and prints one
+line per transport once it listens:
   READY hdlc-tcp HOST:PORT
   READY pty /dev/pts/N
+  READY wrapper-tcp HOST:PORT
 It runs until interrupted (Ctrl-C) or terminated."""
 
 
@@ -78,6 +80,13 @@ def parse_args(argv):
         "--pty", action="store_true",
         help="also serve HDLC on a pseudo-terminal, for serial clients; the READY line gives "
         "its path (/dev/pts/N)")
+    ap.add_argument(
+        "--wrapper-tcp", metavar="HOST:PORT", type=hostport, default=None,
+        help="also serve the IEC 62056-47 TCP transport (\"DLMS over Ethernet\": each APDU in "
+        "a wrapper header, no HDLC) on this address, as a meter with its own Ethernet port; "
+        "logical device (wPort) 1. One client at a time, a new connection replaces the old "
+        "one; an association ends with its connection. Port 0 picks a free port (the READY "
+        "line shows it). Default: off")
     ap.add_argument(
         "--unit-id", metavar="N", type=unit_id, default=17,
         help="physical HDLC address (unit id) the meter answers to, 1..16381. Default: 17")
@@ -131,6 +140,15 @@ def reserve_port(host):
         return addr[1]
 
 
+def child_hostport(hp, runtime):
+    # HOST:PORT for the child; port 0 becomes a reserved free port under MicroPython.
+    host, port = hp
+    if port == 0 and runtime == "micropython":
+        port = reserve_port(host)
+    shown = "[%s]" % host if ":" in host else host
+    return "%s:%d" % (shown, port)
+
+
 def open_pty():
     # Raw mode on the slave: bytes pass unchanged (no echo, no CR/LF mapping, no ^C).
     # The master is non-blocking because a blocking MicroPython readinto waits for a full
@@ -162,12 +180,10 @@ def child_env(runtime):
 
 def main(argv=None):
     a = parse_args(argv)
-    host, port = a.hdlc_tcp
-    if port == 0 and a.runtime == "micropython":
-        port = reserve_port(host)
-    shown = "[%s]" % host if ":" in host else host
-    words = ["hdlc_tcp=%s:%d" % (shown, port), "unit_id=%d" % a.unit_id,
+    words = ["hdlc_tcp=" + child_hostport(a.hdlc_tcp, a.runtime), "unit_id=%d" % a.unit_id,
              "backfill_days=%d" % a.backfill_days]
+    if a.wrapper_tcp is not None:
+        words.append("wrapper_tcp=" + child_hostport(a.wrapper_tcp, a.runtime))
     temp = None
     if a.state_dir is None:
         temp = tempfile.mkdtemp(prefix="dlms-sim-")

@@ -1,9 +1,9 @@
-# simhost.py: the meter as a host process, one HdlcLink per transport. Runs unchanged on the
-# MicroPython unix port and on CPython (with tools/stubs and firmware/ on the path); tools/sim.py
-# starts it. Runtime differences live in tools/hostio.py.
+# simhost.py: the meter as a host process, one link (HDLC or TCP wrapper) per transport. Runs
+# unchanged on the MicroPython unix port and on CPython (with tools/stubs and firmware/ on the
+# path); tools/sim.py starts it. Runtime differences live in tools/hostio.py.
 #
-#   simhost.py state_dir=DIR [hdlc_tcp=HOST:PORT] [pty_fd=N pty_path=PATH] [unit_id=N]
-#              [lls_password=PW] [backfill_days=N]
+#   simhost.py state_dir=DIR [hdlc_tcp=HOST:PORT] [pty_fd=N pty_path=PATH]
+#              [wrapper_tcp=HOST:PORT] [unit_id=N] [lls_password=PW] [backfill_days=N]
 #
 # Behind every transport is the application layer and the meter's object table (model.Meter),
 # one association per transport. The meter itself (tools/simmeter.py) is the real driver and
@@ -21,6 +21,11 @@
 #             inactivity timeout drops it.
 #   pty       the HDLC byte stream on a pseudo-terminal master fd (non-blocking, set up by
 #             tools/sim.py, which keeps the slave open while we run).
+#   wrapper-tcp  the IEC 62056-47 TCP transport: APDUs in wrapper PDUs (firmware/wrapper.py),
+#             as a meter with its own Ethernet port. One connection at a time, a new one
+#             replaces the old. Here the connection is the link: when it ends (either side, or
+#             the wrapper stops on a bad header or a timeout and we close it) its association
+#             ends with it.
 import select
 import socket
 import sys
@@ -30,12 +35,13 @@ import hostio
 import simmeter
 from hdlc import HdlcLink
 from micropython import const
+from wrapper import WrapperLink
 
 _RX_SIZE = const(512)  # one read; the link takes any chunk size
 _POLL_MS = const(50)  # poll timeout: how often link timers run without input
 _WRITE_WAIT_MS = const(2000)  # a peer that takes no byte for this long loses the frame
-_KEYS = ("hdlc_tcp", "pty_fd", "pty_path", "unit_id", "lls_password", "backfill_days",
-         "state_dir")
+_KEYS = ("hdlc_tcp", "pty_fd", "pty_path", "wrapper_tcp", "unit_id", "lls_password",
+         "backfill_days", "state_dir")
 
 _IN = select.POLLIN
 _OUT = select.POLLOUT
@@ -82,9 +88,12 @@ class Line:
     # (two-way alternate: receive() stops at a frame that needs an answer).
     def __init__(self, unit_id, rx, app):
         self.app = app  # the application layer (server.Server) of this transport
-        self.link = HdlcLink(app, unit_id=unit_id)
+        self.link = self.new_link(unit_id, app)
         self.rx = rx  # the read buffer, shared by all lines (one read at a time)
         self._out = select.poll()  # waits for room when a write would block (rare)
+
+    def new_link(self, unit_id, app):
+        return HdlcLink(app, unit_id=unit_id)
 
     def feed(self, n, now):
         link = self.link
@@ -151,7 +160,7 @@ class TcpLine(Line):
                     return False
                 if n:
                     self.feed(n, now)
-                    return False
+                    return self.conn is None  # the line closed it (a wrapper fault)
         except OSError:
             pass  # reset by the peer
         self._close()  # end of stream, error or hang-up
@@ -190,6 +199,36 @@ class TcpLine(Line):
     def close(self):
         self._close()
         self.lsock.close()
+
+
+# **** the TCP wrapper (IEC 62056-47) ****
+
+
+class WrapperTcpLine(TcpLine):
+    # TcpLine's listener and one-connection-at-a-time rule, with a WrapperLink in place of the
+    # HdlcLink: the connection carries the association, and a wrapper fault closes it.
+    def new_link(self, unit_id, app):
+        return WrapperLink(app, pdu_size=app.pdu_size)
+
+    def feed(self, n, now):
+        Line.feed(self, n, now)
+        if self.link.fault:
+            self._close()
+
+    def poll(self, now):
+        Line.poll(self, now)
+        if self.link.fault:
+            self._close()  # rx or inactivity timeout
+
+    def _accept(self):
+        if not TcpLine._accept(self):
+            return False
+        self.link.open(hostio.ticks_ms())
+        return True
+
+    def _close(self):
+        TcpLine._close(self)
+        self.link.close()
 
 
 # **** HDLC on a pseudo-terminal ****
@@ -324,8 +363,12 @@ def main(argv):
         path = opts.get("pty_path", "fd" + opts["pty_fd"])
         lines.append(PtyLine(int(opts["pty_fd"]), path, unit_id, rx, poller, _app(meter, apps)))
         ready("pty", path)
+    if "wrapper_tcp" in opts:
+        app = meter.port_server()  # its own association, whichever transports run beside it
+        lines.append(WrapperTcpLine(opts["wrapper_tcp"], unit_id, rx, poller, app))
+        ready("wrapper-tcp", lines[-1].address)
     if len(lines) == 1:
-        fail("no transport: give hdlc_tcp=HOST:PORT and/or pty_fd=N")
+        fail("no transport: give hdlc_tcp=HOST:PORT, pty_fd=N and/or wrapper_tcp=HOST:PORT")
     try:
         serve(poller, lines)
     except KeyboardInterrupt:
