@@ -4,7 +4,9 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for sub in ("tools/stubs", "firmware", "host_tests/portable", "tools"):
+# Each is put in front, so the last wins: tools/ goes first (lowest), since tools/config.py (the
+# PC command) must not shadow firmware/config.py, as in tools/portable_runner.py.
+for sub in ("tools", "tools/stubs", "firmware", "host_tests/portable"):
     p = os.path.join(ROOT, sub)
     if p not in sys.path:
         sys.path.insert(0, p)
