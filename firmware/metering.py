@@ -17,8 +17,9 @@
 #     again; that row holds all energy since the previous row (nothing lost) and bit 5.
 #   * billing: one row at the latest billing instant passed (a forward set over several months
 #     gives one row); a backward set never repeats an instant already recorded.
-# - Start-up (seed bits 6/7): the checkpoint tells the last boundary recorded, L. If the meter
-#   comes back before the interval after L ended, that interval gets power down + power up.
+# - Start-up (seed bits 6/7): the checkpoint tells L, the start of the interval in progress
+#   (written at every interval end and at start-up). If the meter comes back before that
+#   interval's end, it gets power down + power up.
 #   Otherwise a row at the end of that interval records power down with zero energies (its
 #   energy was lost with the power: never guessed) and the interval now in progress gets
 #   power up. A fresh store (factory state) marks the first interval master reset (bit 3).
@@ -92,7 +93,7 @@ class Engine:
         self.end_d = self.end_s = 0  # end of the interval in progress
         self.sub_d = self.sub_s = 0  # end of the demand sub-interval in progress
         self.bill_d = self.bill_s = 0  # next billing instant
-        self.last_d = self.last_s = -1  # last boundary recorded (load profile)
+        self.last_d = self.last_s = -1  # at boot: start of the interval the power failed in
         self.lastb_d = self.lastb_s = -1  # last billing instant recorded
         self._poll_ms = -1
         self._start_ms = -1
@@ -133,13 +134,17 @@ class Engine:
         self.fe_status = self.frontend.start()
 
     def _arm(self):
+        # Start-up once the time is known. L = the start of the interval that was in progress
+        # when the power failed (from the checkpoint, or the newest row if that is later).
         clk = self.clock
         cal = self.cal
         d = clk.days
         s = clk.secs
+        ld = self.last_d
+        ls = self.last_s
         st = ST_POWER_UP | (ST_MASTER_RESET if self.fresh else 0)
-        if self.last_d >= 0:
-            cal.boundary_after(self.last_d, self.last_s, self.period)
+        if ld >= 0:
+            cal.boundary_after(ld, ls, self.period)
             if before(d, s, cal.d, cal.s):
                 st |= ST_POWER_DOWN  # back within the interval the power failed in
                 self.end_d = cal.d
@@ -150,9 +155,6 @@ class Engine:
                 pd = ST_POWER_DOWN | cal.dst_change(ed, es, self.period)
                 for r in self.periodic:
                     r.zero(ed, es, pd)
-                self.last_d = ed
-                self.last_s = es
-                self._ck_snapshot()
         if not st & ST_POWER_DOWN:
             cal.boundary_after(d, s, self.period)
             self.end_d = cal.d
@@ -161,17 +163,18 @@ class Engine:
         cal.boundary_after(d, s, self.sub)
         self.sub_d = cal.d
         self.sub_s = cal.s
-        # The next billing instant after the last one recorded, else after the last boundary
-        # recorded: due at once if one passed while the meter was off.
+        # The next billing instant after the last one recorded, else at or after L: due at
+        # once if one passed while the meter was off.
         if self.lastb_d >= 0:
             cal.billing_after(self.lastb_d, self.lastb_s)
-        elif self.last_d >= 0:
-            cal.billing_after(self.last_d, self.last_s)
+        elif ld >= 0:
+            cal.billing_after(ld, ls - 1)
         else:
             cal.billing_after(d, s)
         self.bill_d = cal.d
         self.bill_s = cal.s
         self.armed = True
+        self._ck_snapshot()  # a cut before the first interval end finds this interval
 
     # **** steady state ****
 
@@ -224,8 +227,6 @@ class Engine:
             r.snapshot(ed, es, st)
         self.captures += 1
         self._or_status(-1)  # the next interval starts clean
-        self.last_d = ed
-        self.last_s = es
         self.cal.boundary_after(d, s, self.period)
         self.end_d = self.cal.d
         self.end_s = self.cal.s
@@ -248,10 +249,16 @@ class Engine:
         self.bill_s = cal.s
 
     def _ck_snapshot(self):
+        # Header: the start of the interval in progress (its planned end - period: after a
+        # clock set the last row may lie far before it), and the last billing instant.
         b = self._ckbuf
         b[0] = _CK_VERSION
-        _put_instant(b, 1, self.last_d if self.last_d >= 0 else _NONE,
-                     self.last_s if self.last_d >= 0 else 0)
+        sd = self.end_d
+        ss = self.end_s - self.period
+        if ss < 0:
+            ss += 86400
+            sd -= 1
+        _put_instant(b, 1, sd, ss)
         _put_instant(b, 6, self.lastb_d if self.lastb_d >= 0 else _NONE,
                      self.lastb_s if self.lastb_d >= 0 else 0)
         self.energy.checkpoint(b, _CK_HDR)
