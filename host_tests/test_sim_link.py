@@ -33,10 +33,11 @@ DM_F = 0x1F  # DM with the final bit
 class Sim:
     # tools/sim.py in its own session, so teardown can kill the launcher and the meter child
     # together even if the launcher fails to forward the signal.
-    def __init__(self, runtime, *args):
+    def __init__(self, runtime, *args, stderr=None):
         cmd = [sys.executable, SIM, "--runtime", runtime, "--hdlc-tcp", "127.0.0.1:0"]
         self.proc = subprocess.Popen(cmd + list(args), cwd=ROOT, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, start_new_session=True)
+                                     stdout=subprocess.PIPE, stderr=stderr,
+                                     start_new_session=True)
         try:
             self.ready = self._wait_ready("--pty" in args)
         except BaseException:
@@ -255,10 +256,46 @@ def test_unit_id_flag(runtime):
         s.stop()
 
 
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_config_file_sets_unit_id_and_link_parameters(runtime, tmp_path):
+    # The board's JSON config drives the simulator too; an invalid entry is reported and
+    # replaced, and --unit-id overrides the file.
+    cfg = tmp_path / "meter.json"
+    cfg.write_text('{"hdlc": {"unit_id": 33, "window_rx": 9}, "recording_interval": 7}')
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as f:
+        s = Sim(runtime, "--config", str(cfg), "--backfill-days", "0", stderr=f)
+    try:
+        p = s.peer("hdlc-tcp")
+        try:
+            assert p.exchange(client(17).snrmRequest(), SILENCE) is None
+            c = client(33)
+            connect(p, c)
+            assert disconnect(p, c) == UA_F
+        finally:
+            p.close()
+    finally:
+        s.stop()
+    err = log.read_text()
+    assert "recording_interval 7 invalid" in err and "window_rx 9 invalid" in err
+    s = Sim(runtime, "--config", str(cfg), "--unit-id", "19", "--backfill-days", "0")
+    try:
+        p = s.peer("hdlc-tcp")
+        try:
+            c = client(19)
+            connect(p, c)
+            assert disconnect(p, c) == UA_F
+        finally:
+            p.close()
+    finally:
+        s.stop()
+
+
 def test_help_lists_every_flag():
     out = subprocess.run([sys.executable, SIM, "--help"], capture_output=True, text=True,
                          timeout=30, check=True).stdout
-    for flag in ("--hdlc-tcp", "--pty", "--unit-id", "--runtime"):
+    for flag in ("--hdlc-tcp", "--pty", "--unit-id", "--runtime", "--wrapper-tcp",
+                 "--lls-password", "--state-dir", "--backfill-days", "--config"):
         assert flag in out, flag
 
 

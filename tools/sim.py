@@ -88,8 +88,14 @@ def parse_args(argv):
         "one; an association ends with its connection. Port 0 picks a free port (the READY "
         "line shows it). Default: off")
     ap.add_argument(
-        "--unit-id", metavar="N", type=unit_id, default=17,
-        help="physical HDLC address (unit id) the meter answers to, 1..16381. Default: 17")
+        "--unit-id", metavar="N", type=unit_id, default=None,
+        help="physical HDLC address (unit id) the meter answers to, 1..16381. Default: the "
+        "config file's hdlc.unit_id, else 17")
+    ap.add_argument(
+        "--config", metavar="FILE", default=None,
+        help="the meter's JSON config file, as on a board (boards/config.example.json; check "
+        "one with `tools/config.py check FILE`). Invalid entries are reported at start and "
+        "replaced by safe defaults. --unit-id and --lls-password override the file")
     ap.add_argument(
         "--lls-password", metavar="PW", default=None,
         help="password of the management association (client SAP 1, low-level security, may "
@@ -180,8 +186,14 @@ def child_env(runtime):
 
 def main(argv=None):
     a = parse_args(argv)
-    words = ["hdlc_tcp=" + child_hostport(a.hdlc_tcp, a.runtime), "unit_id=%d" % a.unit_id,
+    words = ["hdlc_tcp=" + child_hostport(a.hdlc_tcp, a.runtime),
              "backfill_days=%d" % a.backfill_days]
+    if a.unit_id is not None:
+        words.append("unit_id=%d" % a.unit_id)
+    if a.config is not None:
+        if not os.path.isfile(a.config):
+            sys.exit("sim.py: --config %s: no such file" % a.config)
+        words.append("config=" + os.path.abspath(a.config))
     if a.wrapper_tcp is not None:
         words.append("wrapper_tcp=" + child_hostport(a.wrapper_tcp, a.runtime))
     temp = None

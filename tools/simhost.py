@@ -32,17 +32,23 @@ import sys
 
 
 import hostio
-import simmeter
-from hdlc import HdlcLink
+# tools/ (this script's directory, first on the path) holds the PC command tools/config.py:
+# firmware/ must win for `import config`.
+sys.path.append(sys.path.pop(0))
+
+import config  # noqa: E402
+import simmeter  # noqa: E402
+from hdlc import HdlcLink  # noqa: E402
 from micropython import const
 from wrapper import WrapperLink
 
 _RX_SIZE = const(512)  # one read; the link takes any chunk size
 _POLL_MS = const(50)  # poll timeout: how often link timers run without input
 _WRITE_WAIT_MS = const(2000)  # a peer that takes no byte for this long loses the frame
-_KEYS = ("hdlc_tcp", "pty_fd", "pty_path", "wrapper_tcp", "unit_id", "lls_password",
+_KEYS = ("hdlc_tcp", "pty_fd", "pty_path", "wrapper_tcp", "unit_id", "lls_password", "config",
          "backfill_days", "state_dir")
 
+HDLC = None  # the config's hdlc section, set by main()
 _IN = select.POLLIN
 _OUT = select.POLLOUT
 _GONE = select.POLLHUP | select.POLLERR
@@ -93,7 +99,11 @@ class Line:
         self._out = select.poll()  # waits for room when a write would block (rare)
 
     def new_link(self, unit_id, app):
-        return HdlcLink(app, unit_id=unit_id)
+        h = HDLC  # the config's hdlc section
+        return HdlcLink(app, unit_id=unit_id, max_info_tx=h["max_info_tx"],
+                        max_info_rx=h["max_info_rx"], window_tx=h["window_tx"],
+                        window_rx=h["window_rx"], rx_timeout_ms=h["rx_timeout_ms"],
+                        inactivity_ms=h["inactivity_s"] * 1000)
 
     def feed(self, n, now):
         link = self.link
@@ -299,11 +309,27 @@ class MeterLine:
         pass
 
 
-def build_meter(opts):
+def load_config(opts):
+    # The board's JSON config (firmware/config.py rules: clear messages, safe defaults), or
+    # the defaults; --lls-password overrides the file's password.
+    path = opts.get("config")
+    if path:
+        cfg, msgs = config.load(path)
+    else:
+        cfg, msgs = config.validate({})
+    pw = opts.get("lls_password")
+    if pw:
+        cfg["lls_password"] = pw
+        msgs = [m for m in msgs if not m.startswith(config.NO_PASSWORD)]
+    for m in msgs:
+        _log(m)
+    return cfg
+
+
+def build_meter(opts, cfg):
     if "state_dir" not in opts:
         fail("state_dir=DIR is required (tools/sim.py gives a temporary one)")
-    pw = opts.get("lls_password")
-    sim = simmeter.SimMeter(opts["state_dir"], {"lls_password": pw if pw else None})
+    sim = simmeter.SimMeter(opts["state_dir"], cfg)
     n = sim.boot(int(opts.get("backfill_days", "35")), _log)
     if n:
         _log("backfilled %d load-profile rows" % n)
@@ -345,11 +371,14 @@ def serve(poller, lines):
 
 
 def main(argv):
+    global HDLC
     opts = parse_args(argv[1:])
-    unit_id = int(opts.get("unit_id", "17"))
+    cfg = load_config(opts)
+    HDLC = cfg["hdlc"]
+    unit_id = int(opts.get("unit_id", str(HDLC["unit_id"])))
     if not 1 <= unit_id <= 16381:
         fail("unit_id must be 1..16381")
-    sim = build_meter(opts)
+    sim = build_meter(opts, cfg)
     meter = sim.meter
     rx = bytearray(_RX_SIZE)
     poller = select.poll()

@@ -44,7 +44,8 @@ class SimMeter:
         self.dir = state_dir
         self.meter = model.Meter(cfg, rows_factory=self._rows)
         self.chip = ATM90E32Model(Scenario(seed))
-        self.fe = ATM90E32(self.chip.spi, self.chip.cs, sleep_ms=_no_sleep)
+        fcfg = cfg.get("frontend") if cfg else None
+        self.fe = ATM90E32(self.chip.spi, self.chip.cs, fcfg, sleep_ms=_no_sleep)
         dem = self.meter.cfg["demand"]
         self.energy = Energy(self.fe.lsb_num, self.fe.lsb_den, dem["sub_s"], dem["subs"])
         self.energy.bind(self.meter.registers)
