@@ -1,7 +1,11 @@
 # gurux_util.py: the real Gurux client driven request by request. Subclasses supply the
 # transport: _exchange(frame, reply) sends one frame and feeds the answer to Gurux.
-from gurux_dlms import GXDLMSClient, GXReplyData
-from gurux_dlms.enums import Authentication, InterfaceType
+from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData
+from gurux_dlms.enums import Authentication, Command, InterfaceType
+from gurux_dlms.GetCommandType import GetCommandType
+from gurux_dlms.GXDLMS import GXDLMS
+from gurux_dlms.GXDLMSLNParameters import GXDLMSLNParameters
+from gurux_dlms.internal._GXCommon import _GXCommon
 
 
 class GuruxSession:
@@ -36,6 +40,37 @@ class GuruxSession:
 
     def read(self, obj, attr):
         return self.c.updateValue(obj, attr, self.request(self.c.read(obj, attr)).value)
+
+    def attribute0_request(self, obj):
+        # GET attribute 0 (every attribute at once, BB 4.1.2), which
+        # GXDLMSClient.read() refuses (ordinals below 1). Gurux's own GET-Request-Normal
+        # encoder around a descriptor with attribute-id 0 and no selective access. The
+        # association must have proposed Conformance.ATTRIBUTE_0_SUPPORTED_WITH_GET.
+        c = self.c
+        c.settings.resetBlockIndex()
+        if c.autoIncreaseInvokeID:
+            c.settings.setInvokeID((c.settings.invokeId + 1) & 0xF)
+        desc = GXByteBuffer()
+        desc.setUInt16(int(obj.objectType))
+        desc.set(_GXCommon.logicalNameToBytes(obj.logicalName))
+        desc.setUInt8(0)  # attribute-id 0
+        desc.setUInt8(0)  # no access-selection
+        return GXDLMS.getLnMessages(GXDLMSLNParameters(
+            c.settings, 0, Command.GET_REQUEST, GetCommandType.NORMAL, desc, None, 0xFF))
+
+    def read_list(self, items):
+        # GET-with-list (readList) of up to 10 (object, attribute) pairs, one request: the
+        # reply, with value the list of values (None for a refused item; reply.error holds the
+        # last refusal). Gurux 1.0.203 parses a list answer that came in blocks only when
+        # settings.command/commandType say GET-with-list, which its client never sets
+        # (GXDLMS.handleGetResponseNextDataBlock), so it is parsed here by Gurux's own list
+        # parser from the reassembled data.
+        assert len(items) <= 10, "Gurux splits longer lists into several requests"
+        reply = self.request(self.c.readList(items))
+        if not isinstance(reply.value, list):
+            reply.data.position = 0
+            GXDLMS.handleGetResponseWithList(self.c.settings, reply)
+        return reply
 
     def close(self):
         self.request(self.c.releaseRequest())
