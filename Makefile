@@ -46,3 +46,4 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) tools/wasm/node_modules build .pytest_cache
+include mk/boards.mk

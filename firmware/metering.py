@@ -27,6 +27,8 @@
 #   counts but nothing is captured; start-up handling happens once the time is known.
 # - DST started/ended (bits 8/9) mark the interval in which the switch happens.
 #
+# save() (an orderly stop, or a power-fail warning) checkpoints the interval in progress too.
+#
 # Flash writes are deferred while the bus is busy (a frame is arriving): rows and checkpoints
 # are snapshotted at their instant and written once poll() is told the bus is idle, or after
 # _MAX_DEFER_MS in any case. Nothing here allocates after construction.
@@ -263,6 +265,14 @@ class Engine:
                      self.lastb_s if self.lastb_d >= 0 else 0)
         self.energy.checkpoint(b, _CK_HDR)
         self._ck_pending = True
+
+    def save(self):
+        # Orderly shutdown, or the board's power-fail input: write what waits and a checkpoint
+        # of the interval in progress too, so nothing metered so far is lost (a cut without
+        # warning loses that interval). The restart still marks power down / power up.
+        if self.armed:
+            self._ck_snapshot()
+        self.flush()
 
     # **** flash ****
 

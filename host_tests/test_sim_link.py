@@ -304,3 +304,24 @@ def test_help_lists_every_flag():
 def test_bad_flags_are_refused(bad):
     r = subprocess.run([sys.executable, SIM] + bad, capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "usage:" in r.stderr
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_meter_does_not_outlive_a_killed_launcher(runtime):
+    # SIGKILL of the launcher alone: the meter child gets SIGINT from the kernel (Linux
+    # PR_SET_PDEATHSIG), saves and exits instead of serving on as an orphan.
+    s = Sim(runtime, "--backfill-days", "0")
+    try:
+        os.kill(s.proc.pid, signal.SIGKILL)
+        s.proc.wait(5)  # reap the launcher: a zombie still counts as a member of its group
+        deadline = time.monotonic() + 10
+        gone = False
+        while time.monotonic() < deadline and not gone:
+            try:
+                os.killpg(s.proc.pid, 0)  # anyone left in the launcher's session?
+                time.sleep(0.1)
+            except ProcessLookupError:
+                gone = True
+        assert gone, "the meter kept running after its launcher was killed"
+    finally:
+        s.stop()

@@ -213,11 +213,16 @@ def main(argv=None):
         words += ["pty_fd=%d" % master, "pty_path=" + path]
         fds.append(master)
     child = []
+    got = []
 
     def forward(sig, frame):
+        # SIGTERM reaches the meter as SIGINT: both runtimes turn that into KeyboardInterrupt,
+        # on which the meter saves its state (an orderly stop loses no energy). We still exit
+        # as terminated by the signal we got (128 + N).
+        got.append(sig)
         if child:
             try:
-                child[0].send_signal(sig)
+                child[0].send_signal(signal.SIGINT)
             except ProcessLookupError:
                 pass
 
@@ -227,7 +232,8 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     proc = subprocess.Popen(child_command(a, words), env=child_env(a.runtime), pass_fds=fds,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+                            preexec_fn=die_with_parent)
     child.append(proc)
     for fd in fds:
         os.close(fd)  # the child has its own copy
@@ -239,7 +245,21 @@ def main(argv=None):
         os.close(slave)  # kept open until now so the pty never hangs up under the child
     if temp is not None:
         shutil.rmtree(temp, ignore_errors=True)
-    return 128 - rc if rc < 0 else rc
+    if rc < 0:
+        return 128 - rc
+    return 128 + got[0] if got and rc == 0 else rc
+
+
+def die_with_parent():
+    # In the child before exec: if this launcher dies (even by SIGKILL), Linux sends the meter
+    # SIGINT, so it saves and exits instead of serving on as an orphan. Elsewhere: nothing.
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGINT))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 if __name__ == "__main__":

@@ -403,6 +403,10 @@ def main(argv):
     except KeyboardInterrupt:
         pass
     try:
+        sim.engine.save()  # an orderly stop, like a board's power-fail warning: nothing lost
+    except KeyboardInterrupt:
+        sim.engine.save()
+    try:
         for line in lines:
             line.close()
     except KeyboardInterrupt:

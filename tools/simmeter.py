@@ -53,6 +53,10 @@ class SimMeter:
         self.engine = Engine(self.meter, self.fe, self.energy, self.ck)
         self._last = -1
 
+    def _row(self):
+        # A Row wide enough for any profile (boot reads the newest row of each).
+        return Row(max(pg.rows.size for pg in self.meter.profiles))
+
     def _rows(self, name, capacity, widths):
         return FlashRows(self.dir, name, capacity, widths)
 
@@ -72,13 +76,13 @@ class SimMeter:
         n = 0
         if backfill_days and self.fresh():
             clk.set_utc(days - backfill_days, secs)
-            self.engine.boot(Row(64))
+            self.engine.boot(self._row())
             n = self.advance_to(days, secs, log)
             days, secs = host_utc()
             n += self.advance_to(days, secs)  # the time the backfill itself took
         else:
             clk.set_utc(days, secs)
-            self.engine.boot(Row(64))
+            self.engine.boot(self._row())
             self.engine.capture()  # start-up rows (power down/up) now, not at the first poll
             self.engine.flush()
         clk.tick(hostio.ticks_ms())
