@@ -14,38 +14,9 @@ from support import IS_MICROPYTHON, SMALL_INT_LIMIT, SkipTest, assert_no_alloc
 
 # **** helpers: a temporary directory with os only, payloads, raw file access ****
 
-_made = [0]
+from fakefs import TmpDir  # noqa: E402  (a fresh directory with os only)
 
-
-def _tmp_base():
-    for p in ("/tmp", "."):
-        try:
-            os.stat(p)
-            return p
-        except OSError:
-            pass
-    return "."
-
-
-class TmpDir:
-    # with TmpDir() as d: ... -> a fresh empty directory, removed (with its files) afterwards.
-    def __enter__(self):
-        t = time.ticks_us() if hasattr(time, "ticks_us") else int(time.time() * 1000000)
-        for _ in range(100):
-            _made[0] += 1
-            self.path = "%s/store_%d_%d" % (_tmp_base(), t & 0xFFFFFF, _made[0])
-            try:
-                os.mkdir(self.path)
-                return self.path
-            except OSError:  # taken (another run): next name
-                pass
-        raise OSError("cannot make a directory under " + _tmp_base())
-
-    def __exit__(self, *exc):
-        for n in os.listdir(self.path):
-            os.remove(self.path + "/" + n)
-        os.rmdir(self.path)
-        return False
+_made = [0]  # LittleFS mount points made
 
 
 def pay(seq, n):
