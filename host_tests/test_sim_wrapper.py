@@ -15,6 +15,7 @@ import sys
 import time
 
 import pytest
+import test_sim_link
 from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData
 from gurux_dlms.enums import Authentication, InterfaceType
 from gurux_dlms.objects import GXDLMSClock, GXDLMSProfileGeneric, GXDLMSRegister
@@ -40,7 +41,7 @@ def wpdu(apdu, src=16, dst=1, version=1):
 # **** the simulator process ****
 
 
-class Sim:
+class Sim(test_sim_link.Sim):  # its stop(): SIGTERM, then the whole session
     # tools/sim.py in its own session, so teardown can end the launcher and the meter child
     # together even if the launcher fails to forward the signal.
     def __init__(self, runtime):
@@ -67,21 +68,6 @@ class Sim:
     def address(self, transport="wrapper-tcp"):
         host, _, port = self.ready[transport].rpartition(":")
         return host, int(port)
-
-    def stop(self):
-        p = self.proc
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)  # the launcher forwards it to the meter
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(p.pid, signal.SIGKILL)  # whatever is left of the session
-        except (ProcessLookupError, PermissionError):
-            pass
-        p.wait(5)
-        p.stdout.close()
 
 
 @pytest.fixture(scope="module", params=["micropython", "cpython"])

@@ -14,6 +14,7 @@ from support import IS_MICROPYTHON, SMALL_INT_LIMIT, SkipTest, assert_no_alloc
 
 # **** helpers: a temporary directory with os only, payloads, raw file access ****
 
+import fakefs  # noqa: E402
 from fakefs import TmpDir  # noqa: E402  (a fresh directory with os only)
 
 _made = [0]  # LittleFS mount points made
@@ -279,25 +280,8 @@ class RamFS:
         return RamFile(self, path)
 
 
-class RamFile:
-    def __init__(self, fs, path):
-        self.fs = fs
-        self.path = path
-        self.pos = 0
-
-    def seek(self, off):
-        self.pos = off
-        return off
-
-    def readinto(self, buf):
-        d = self.fs.data[self.path]
-        n = min(len(buf), len(d) - self.pos)
-        if n <= 0:
-            return 0
-        buf[0:n] = d[self.pos : self.pos + n]
-        self.pos += n
-        return n
-
+class RamFile(fakefs.RamFile):
+    # fakefs's file (seek, readinto) with this file system's write and flush faults.
     def write(self, buf):
         d = self.fs.data[self.path]
         n = len(buf)
@@ -315,9 +299,6 @@ class RamFile:
     def flush(self):
         if self.fs.fail_flush:
             raise OSError(5)  # EIO
-
-    def close(self):
-        pass
 
 
 def test_write_errors_return_a_status_and_change_nothing():
