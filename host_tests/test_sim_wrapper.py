@@ -8,7 +8,6 @@
 # keeps working beside it.
 import datetime
 import os
-import signal
 import socket
 import subprocess
 import sys
