@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
 STUBS = os.path.join(ROOT, "tools", "stubs")
 SIMHOST = os.path.join(ROOT, "tools", "simhost.py")
-HEAP = "512k"  # MicroPython heap: the link buffers need a few kB; room for the layers to come
+HEAP = "512k"  # default MicroPython heap: ample; `make bench` reports the smallest that serves
 
 DESCRIPTION = """\
 Run the DLMS/COSEM meter on this PC. It serves the HDLC data link layer (IEC 62056-46) over
@@ -118,10 +118,23 @@ def parse_args(argv):
         "--runtime", choices=("micropython", "cpython"), default="micropython",
         help="run the meter on the MicroPython unix port (the micropython binary next to this "
         "Python, else on PATH) or on this CPython. Default: micropython")
+    ap.add_argument(
+        "--heap-size", metavar="SIZE", type=heap_size, default=HEAP,
+        help="MicroPython heap for the meter, in bytes or with a k/m suffix (micropython -X "
+        "heapsize=), to try the meter in the RAM a board has; ignored with --runtime cpython. "
+        "Default: " + HEAP)
     return ap.parse_args(argv)
 
 
 # **** child ****
+
+
+def heap_size(s):
+    t = s.strip().lower()
+    num = t[:-1] if t[-1:] in ("k", "m") else t
+    if not num.isdigit() or int(num) == 0:
+        raise argparse.ArgumentTypeError("expected a heap size such as 96k, got %r" % s)
+    return t
 
 
 def micropython_binary():
@@ -168,7 +181,7 @@ def open_pty():
 def child_command(a, words):
     if a.runtime == "cpython":
         return [sys.executable, "-u", SIMHOST] + words
-    return [micropython_binary(), "-X", "heapsize=" + HEAP, SIMHOST] + words
+    return [micropython_binary(), "-X", "heapsize=" + a.heap_size, SIMHOST] + words
 
 
 def child_env(runtime):
