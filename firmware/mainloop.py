@@ -10,7 +10,9 @@
 #   NAME, CONFIG, ROOT ("" = the filesystem root), WDT_MS, RX_SIZE, FLUSH, ECHO,
 #   TURNAROUND_US, GUARD_US; uart(baud), de(), spi(), cs(), led(), wdt(ms), rtc() (each
 #   may return None where it makes sense: de, led, rtc); ticks_ms, ticks_us, sleep_ms,
-#   sleep_us (the time module's).
+#   sleep_us (the time module's). Networking, optional (a board without it lacks wlan() or
+#   returns None): wlan() the Wi-Fi station interface (network.WLAN(network.STA_IF)), and
+#   sockets() the (socket, select) modules, asked for only when wlan() gave one.
 #
 # Files under ROOT: the config, LOG (boot messages and faults, bounded: config.report),
 # NO_WDT (exists: no watchdog; for development with mpremote), RESETS (boots in a row that
@@ -23,6 +25,19 @@
 # frames); then the watchdog is fed; when nothing arrived, sleep _IDLE_MS. After boot() the
 # loop allocates nothing (host_tests/portable/test_mainloop.py) except on the rare paths that
 # say so: a fault, the RTC update after a clock SET, clearing RESETS.
+#
+# The TCP wrapper (IEC 62056-47, config section wrapper; firmware/wrapper_tcp.py): when it is
+# enabled and the board has networking, boot joins the Wi-Fi network (waiting at most
+# _WIFI_BOOT_MS; without it the meter starts anyway and the station retries in the
+# background) and the loop serves one TCP connection beside the RS-485 port: every iteration
+# reads and answers it, every _POLL_MS checks the station, accepts and runs the wrapper's
+# timers. It has its own association (model.Meter.port_server()), so an RS-485 client and a
+# TCP client are served side by side. The engine writes flash only while neither link is in
+# the middle of a request. Faults in the network path are logged like the others but never
+# starve the watchdog: the connection is dropped, and _BURST of them within _BURST_MS stop the
+# wrapper for _BURST_MS, twice that the next time and so on up to an hour (then it starts
+# again); the RS-485 meter serves on. Wi-Fi coming and going is logged (the first
+# _NET_LOG_MAX times per boot; later ones are only printed).
 #
 # Faults: an exception in an iteration is logged (at most _LOG_PER_BURST per burst, so a fault
 # that repeats every iteration does not wear the flash) and the loop goes on serving. _BURST
@@ -71,6 +86,9 @@ _LOG_PER_BURST = const(3)  # faults logged per burst window; the rest are counte
 _MAX_RESETS = const(3)  # unhealthy boots in a row before a boot starts without the watchdog
 _HEALTHY_MS = const(600000)  # fault-free serving that clears RESETS
 _RTC_MIN_YEAR = const(2024)  # an RTC date before this was never set
+_WIFI_BOOT_MS = const(5000)  # boot waits this long for Wi-Fi (less than a watchdog period)
+_NET_PAUSE_MAX_MS = const(3840000)  # the longest stop of the wrapper after a burst of faults
+_NET_LOG_MAX = const(20)  # Wi-Fi events written to the log per boot (a flapping AP wears flash)
 
 
 def _path(root, name):
@@ -145,10 +163,12 @@ class Main:
         self.out = out
         self._ticks_ms = board.ticks_ms
         self._sleep_ms = board.sleep_ms
+        self._locked = False
         notes = []
         self.resets = _read_int(_path(root, RESETS)) + 1
         _write_int(_path(root, RESETS), self.resets)
         self._build(board, cfg)
+        self._build_net(board, cfg, notes)
         self._clock_from_rtc(board.rtc(), notes)
         eng = self.engine
         eng.boot(Row(self._row_size()))
@@ -161,11 +181,15 @@ class Main:
         self._poll_t = now
         self._beat_t = now
         self.heap_lock = cfg["flags"]["heap_lock"]
-        self._locked = False
         self.faults = 0  # since boot, modulo 2**30
         self.suppressed = 0  # faults not logged (more than _LOG_PER_BURST in a window)
         self._win_t = now
         self._win_n = 0
+        self.net_faults = 0  # faults in the network path, modulo 2**30
+        self._nwin_t = now
+        self._nwin_n = 0
+        self._net_off_t = now  # when the wrapper was stopped by a burst of its faults
+        self._net_pause = _BURST_MS  # for how long: doubles each time, up to _NET_PAUSE_MAX_MS
         self._last_fault = now
         self.starving = False  # the watchdog is no longer fed: it resets the board
         self.no_wdt = _exists(_path(root, NO_WDT))
@@ -208,6 +232,25 @@ class Main:
                           rx_size=board.RX_SIZE, flush=board.FLUSH,
                           turnaround_us=board.TURNAROUND_US, guard_us=board.GUARD_US,
                           echo=board.ECHO, ticks_us=board.ticks_us, sleep_us=board.sleep_us)
+
+    def _build_net(self, board, cfg, notes):
+        # The TCP wrapper when configured and the board has networking (boot: allocates).
+        self.net = None
+        self._net_logged = 0
+        w = cfg["wrapper"]
+        if not w["enabled"]:
+            return
+        wlan = board.wlan() if hasattr(board, "wlan") else None
+        if wlan is None:
+            notes.append("wrapper: board %s has no networking: TCP wrapper off" % board.NAME)
+            return
+        from wrapper_tcp import WrapperPort  # loaded only here: RAM for boards without it
+
+        socket, select = board.sockets()
+        self.net = WrapperPort(wlan, socket, select, self.meter.port_server(), w,
+                               self.meter.pdu_size, board.ticks_ms, board.sleep_ms,
+                               self._unlock)
+        notes.append(self.net.start(_WIFI_BOOT_MS))
 
     def _rows(self, name, capacity, widths):
         return FlashRows(self.dir, name, capacity, widths)
@@ -270,13 +313,16 @@ class Main:
     def step(self):
         now = self._ticks_ms()
         got = 0
+        due = ticks_diff(now, self._poll_t) >= _POLL_MS
         try:
             got = self._serve(now)
-            if ticks_diff(now, self._poll_t) >= _POLL_MS:
+            if due:
                 self._poll_t = now
                 self._poll(now)
         except Exception as e:  # anything: log it, keep serving
             self._fault(e, now)
+        if self.net is not None:
+            got += self._serve_net(now, due)
         self._watch(now)
         if not got:
             self._sleep_ms(_IDLE_MS)
@@ -302,11 +348,36 @@ class Main:
             self.clock.tick(now)
         return n
 
+    def _serve_net(self, now, due):
+        # The TCP wrapper's turn; its faults are its own (_net_fault).
+        net = self.net
+        try:
+            if net.stopped:
+                if due and ticks_diff(now, self._net_off_t) >= self._net_pause:
+                    if self._net_pause < _NET_PAUSE_MAX_MS:
+                        self._net_pause *= 2  # a fault that comes back logs ever less often
+                    net.resume(now)
+                    self.log(["wrapper: started again"])
+                return 0
+            if net.srv.conn is not None:
+                self.clock.tick(now)  # a request may read the clock
+            n = net.serve(now)
+            if due:
+                ev = net.poll(now)
+                if ev:
+                    self._unlock()  # the line is formatted first
+                    self._net_log(net.note(ev))
+            return n
+        except Exception as e:
+            self._net_fault(e, now)
+            return 0
+
     def _poll(self, now):
         self.clock.tick(now)
         self.link.poll(now)
         self.server.poll(now)
-        self.engine.poll(now, not self.link.rx_busy())
+        busy = self.link.rx_busy() or (self.net is not None and self.net.rx_busy())
+        self.engine.poll(now, not busy)
         if self._rtc_due:
             self._clock_to_rtc()
         if self.led is not None and ticks_diff(now, self._beat_t) >= _BEAT_MS:
@@ -352,6 +423,46 @@ class Main:
             lines.append("%d faults in %d s: watchdog reset" % (self._win_n, _BURST_MS // 1000))
         if lines:
             self.log(lines)
+
+    def _net_fault(self, e, now):
+        # As _fault, without the watchdog: the connection goes (its association with it), and
+        # a burst stops the wrapper for _BURST_MS. The RS-485 meter is not touched.
+        self._unlock()
+        self.net_faults = (self.net_faults + 1) & 0x3FFFFFFF
+        if self._nwin_n == 0 or ticks_diff(now, self._nwin_t) > _BURST_MS:
+            self._nwin_t = now
+            self._nwin_n = 0
+        self._nwin_n += 1
+        lines = []
+        if self._nwin_n <= _LOG_PER_BURST:
+            lines.append("wrapper fault %d at %d ms: %s" % (self.net_faults, now, _trace(e)))
+        try:
+            if self._nwin_n >= _BURST:
+                self.net.stop()
+                self._net_off_t = now
+                self._nwin_n = 0
+                lines.append("wrapper: %d faults in %d s: stopped for %d s" % (
+                    _BURST, _BURST_MS // 1000, self._net_pause // 1000))
+            else:
+                self.net.drop()  # what it was in the middle of is lost
+        except Exception as e2:  # the clean-up failed too: stop serving TCP for a while
+            self.net.stopped = True
+            self._nwin_n = 0
+            self._net_off_t = now
+            lines.append("wrapper: stopped, clean-up failed: %s" % _trace(e2))
+        if lines:
+            self.log(lines)
+
+    def _net_log(self, line):
+        # Wi-Fi events: logged _NET_LOG_MAX times per boot, then only printed.
+        self._net_logged += 1
+        if self._net_logged <= _NET_LOG_MAX:
+            if self._net_logged == _NET_LOG_MAX:
+                line += " (later Wi-Fi events are not logged)"
+            self.log([line])
+        else:
+            self._unlock()
+            self.out(line)
 
     def log(self, lines):
         # Printed and kept in the bounded log (config.report never raises OSError).

@@ -72,3 +72,22 @@ def rtc():
     # Starts at 2000-01-01 at power-up (ignored by mainloop) and keeps counting through a
     # watchdog or soft reset, so the clock survives those.
     return RTC()
+
+
+# **** Wi-Fi: the TCP wrapper (IEC 62056-47), config section "wrapper" ****
+# Imported here, not at the top: only a meter with the wrapper enabled pays for them (and the
+# unix port, which runs this module in host_tests/test_boards_build.py, has no `network`).
+
+
+def wlan():
+    # The station interface; mainloop (firmware/wrapper_tcp.py) activates and connects it.
+    import network
+
+    return network.WLAN(network.STA_IF)
+
+
+def sockets():
+    import select
+    import socket
+
+    return socket, select

@@ -10,6 +10,9 @@
 #   uart(baud), de(), spi(), cs(), led(), wdt(ms), rtc()   the machine objects (de, led and
 #                                          rtc may be None)
 #   ticks_ms, ticks_us, sleep_ms, sleep_us the time module's
+#   wlan(), sockets()                      networking, for the TCP wrapper: the Wi-Fi station
+#                                          (network.WLAN(network.STA_IF)) or None, and the
+#                                          (socket, select) modules (boards/esp32_devkit)
 import time
 
 from machine import RTC, SPI, UART, WDT, Pin
@@ -80,3 +83,9 @@ def rtc():
     # Restarts at 2021-01-01 on every boot (no battery): mainloop ignores that date, and the
     # clock waits for a client's SET.
     return RTC()
+
+
+def wlan():
+    # No radio on the Pico: a config with the wrapper enabled boots without it (and says so).
+    # A Pico W could return network.WLAN(network.STA_IF) and add esp32_devkit's sockets().
+    return None
