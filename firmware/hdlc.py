@@ -206,19 +206,23 @@ class HdlcLink:
         if dl == 4:
             upper = ((b[2] >> 1) << 7) | (b[3] >> 1)
             lower = ((b[4] >> 1) << 7) | (b[5] >> 1)
-            if upper == _ALL_4 or lower == _ALL_4:
-                return 2
-            return 1 if (upper == self.logical and lower == self.unit_id) else 0
+            return self._match(upper, lower, _ALL_4)
         upper = b[2] >> 1
         if dl == 2:
-            lower = b[3] >> 1
-            if upper == _ALL_1 or lower == _ALL_1:
-                return 2
-            return 1 if (upper == self.logical and lower == self.unit_id) else 0
+            return self._match(upper, b[3] >> 1, _ALL_1)
         # One byte: upper address only, point to point (46 6.4.2.2).
         if upper == _ALL_1:
             return 2
         return 1 if upper == self.logical else 0
+
+    def _match(self, upper, lower, all_st):
+        # Each half must be ours or all-station: (all-station, unit 18) is every logical
+        # device of meter 18, (5, all-station) logical device 5 of every meter (46 6.4.2.2).
+        if upper != self.logical and upper != all_st:
+            return 0
+        if lower != self.unit_id and lower != all_st:
+            return 0
+        return 2 if (upper == all_st or lower == all_st) else 1
 
     def _on_frame(self, ev, now):
         de = self.de
