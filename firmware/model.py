@@ -24,7 +24,7 @@ from objects import (
 )
 from profile_generic import from_log_export
 from rows import MemoryRows
-from server import Association, Client, Server
+from server import Association, Client, Lockout, Server
 
 _U64 = axdr.LONG64_UNSIGNED
 _I64 = axdr.LONG64
@@ -147,14 +147,14 @@ class Meter:
             clients.append(Client(c["management_sap"], acse.MECH_LLS, pw, MANAGEMENT))
         self.clients = clients
         self.pdu_size = pdu_size
-        self._lockout = (c["lls_lockout_failures"], c["lls_lockout_s"] * 1000)
+        # One LLS lockout for the meter, whichever port a guess arrives on.
+        self.lockout = Lockout(c["lls_lockout_failures"], c["lls_lockout_s"] * 1000)
         self.server = self.port_server(self.assoc)
 
     def port_server(self, assoc=None):
         # A Server (own association and answer buffers) for each port (link).
         return Server(self.objects, self.clients, assoc or Association(),
-                      pdu_size=self.pdu_size, lockout_failures=self._lockout[0],
-                      lockout_ms=self._lockout[1], assoc_ln=self.assoc_ln)
+                      pdu_size=self.pdu_size, assoc_ln=self.assoc_ln, lockout=self.lockout)
 
     def _time_set(self, old_days, old_secs, new_days, new_secs):
         # Seed: a clock set marks "time changed" (bit 5) in the current interval's status.

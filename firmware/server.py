@@ -42,9 +42,33 @@ class Association:
         self.profile = None
 
 
+class Lockout:
+    # The LLS lockout: after `limit` consecutive wrong passwords every LLS attempt is refused
+    # for `ms`, the right password included. One per meter, shared by the servers of all its
+    # ports, so a second port (the TCP wrapper beside RS-485) gives a guesser no more tries
+    # and a lockout on one port holds on all of them.
+    def __init__(self, limit=3, ms=60000):
+        self.limit = limit
+        self.ms = ms
+        self.failures = 0  # consecutive failed LLS attempts, on any port
+        self.locked = False
+        self.start = 0
+
+    def poll(self, now):
+        if self.locked and ticks_diff(now, self.start) >= self.ms:
+            self.locked = False
+            self.failures = 0
+
+    def failed(self, now):
+        self.failures += 1
+        if self.failures >= self.limit:
+            self.locked = True
+            self.start = now
+
+
 class Server:
     def __init__(self, objects, clients, assoc, pdu_size=1024, lockout_failures=3,
-                 lockout_ms=60000, assoc_ln=None):
+                 lockout_ms=60000, assoc_ln=None, lockout=None):
         self.svc = xdlms.Services(objects)
         # Several ports (links) each have a Server and an Association over one object table;
         # the Association LN object shows the association of the port being served.
@@ -53,21 +77,15 @@ class Server:
         self.assoc = assoc
         self.pdu_size = pdu_size
         self.aarq = acse.Aarq()
-        self.lockout_failures = lockout_failures
-        self.lockout_ms = lockout_ms
+        self.lockout = lockout or Lockout(lockout_failures, lockout_ms)
         self.now = 0
-        self.failures = 0  # consecutive failed LLS attempts
-        self.locked = False
-        self.lock_start = 0
         # Counters for diagnostics
         self.associations = 0
         self.refusals = 0
 
     def poll(self, now):
         self.now = now
-        if self.locked and ticks_diff(now, self.lock_start) >= self.lockout_ms:
-            self.locked = False
-            self.failures = 0
+        self.lockout.poll(now)
 
     # **** link upcalls ****
 
@@ -152,16 +170,14 @@ class Server:
             return 0 if got == acse.MECH_LOWEST else acse.DIAG_MECHANISM_NOT_RECOGNISED
         if got != acse.MECH_LLS or a.pw_len < 0:
             return acse.DIAG_AUTH_REQUIRED
-        self.poll(self.now)  # a lockout may just have ended
-        if self.locked or client.password is None:
+        lock = self.lockout
+        lock.poll(self.now)  # a lockout may just have ended
+        if lock.locked or client.password is None:
             return acse.DIAG_AUTH_FAILURE
         if not a.password_equals(req, client.password):
-            self.failures += 1
-            if self.failures >= self.lockout_failures:
-                self.locked = True
-                self.lock_start = self.now
+            lock.failed(self.now)
             return acse.DIAG_AUTH_FAILURE
-        self.failures = 0
+        lock.failures = 0
         return 0
 
     def _client(self, sap):

@@ -478,7 +478,7 @@ def test_lls_brute_force_hits_the_configured_lockout():
     for k in range(2):
         assert mgmt.snrm() == [answer(UA, UA_DEFAULTS, C1)]  # a fresh link every time
         mgmt.request(wrong, AARE_AUTH_FAILURE)
-    assert srv.locked
+    assert srv.lockout.locked
     mgmt.snrm()
     mgmt.request(AARQ_LLS_12345678, AARE_AUTH_FAILURE)  # right password, locked out
     pub.snrm()
@@ -489,7 +489,31 @@ def test_lls_brute_force_hits_the_configured_lockout():
     mgmt.request(AARQ_LLS_12345678, AARE_AUTH_FAILURE)
     srv.poll(31000)
     mgmt.request(AARQ_LLS_12345678, AARE_OK)
-    assert srv.assoc.client_sap == 1 and not srv.locked
+    assert srv.assoc.client_sap == 1 and not srv.lockout.locked
+
+
+def test_lls_lockout_holds_on_every_port_of_the_meter():
+    # RS-485 and the TCP wrapper (or the simulator's transports) each have a server: the
+    # guesses of both count together, and the lockout one earns holds on the other.
+    meter = Meter({"lls_password": "12345678", "lls_lockout_failures": 2, "lls_lockout_s": 30,
+                   "log_exports": []})
+    other = meter.port_server()
+    a = Client(HdlcLink(meter.server, unit_id=17), SRV, C1)
+    b = Client(HdlcLink(other, unit_id=17), SRV, C1)
+    wrong = aarq(mech=1, password=b"12345679")
+    meter.server.poll(1000)
+    other.poll(1000)
+    a.snrm()
+    a.request(wrong, AARE_AUTH_FAILURE)
+    b.snrm()
+    b.request(wrong, AARE_AUTH_FAILURE)  # the second guess, on the other port: locked
+    a.snrm()
+    a.request(AARQ_LLS_12345678, AARE_AUTH_FAILURE)
+    b.snrm()
+    b.request(AARQ_LLS_12345678, AARE_AUTH_FAILURE)
+    other.poll(31000)
+    b.request(AARQ_LLS_12345678, AARE_OK)
+    assert other.assoc.client_sap == 1 and not meter.server.assoc.associated
 
 
 # **** timers ****
@@ -616,7 +640,7 @@ def test_abuse_paths_on_a_bus_allocate_nothing():
     # answers its SNRM and AARQ; nobody answers a broadcast or an answer.
     to17 = sum(1 for f in frames if f[3:7] == SRV) - 1
     assert drv.answers == [to17, 2] and drv.echoes == 0, (drv.answers, to17)
-    assert links[0].app.locked
+    assert links[0].app.lockout.locked
     drv.answers = [0, 0]
     assert_no_alloc(drv.run, 0, "two meters on a bus, abuse paths")
     # Runs twice (measured, then locked); meter 18 is associated by then (AARQ answered).

@@ -65,7 +65,7 @@ def test_refusals_carry_result_and_diagnostic():
         (b"\x60\x03\xA1\x01\x00", 16, (1, 1)),  # malformed
     )
     for req, client, expect in cases:
-        srv.failures = 0
+        srv.lockout.failures = 0
         aare = x(req, client)
         assert aare[0] == 0x61 and _result_diag(aare) == expect, (req, aare)
         assert not srv.assoc.associated
@@ -299,7 +299,7 @@ class _Session:
         srv.on_pdu(16, self.rlrq, len(self.rlrq), resp)
         srv.on_pdu(1, self.bad, len(self.bad), resp)
         srv.on_pdu(1, self.lls, len(self.lls), resp)
-        srv.failures = 0
+        srv.lockout.failures = 0
 
 
 def test_requests_allocate_nothing():
