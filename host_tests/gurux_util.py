@@ -1,5 +1,6 @@
 # gurux_util.py: the real Gurux client driven request by request. Subclasses supply the
-# transport: _exchange(frame, reply) sends one frame and feeds the answer to Gurux.
+# transport: _exchange(frame, reply) sends one frame (an HDLC frame, or a WPDU of the
+# IEC 62056-47 TCP wrapper with wrapper=True) and feeds the answer to Gurux.
 from gurux_dlms import GXByteBuffer, GXDLMSClient, GXReplyData
 from gurux_dlms.enums import Authentication, Command, InterfaceType
 from gurux_dlms.GetCommandType import GetCommandType
@@ -9,9 +10,15 @@ from gurux_dlms.internal._GXCommon import _GXCommon
 
 
 class GuruxSession:
-    def __init__(self, client=16, auth=Authentication.NONE, password=None, unit_id=17):
-        self.c = GXDLMSClient(True, client, GXDLMSClient.getServerAddress(1, unit_id, 4),
-                              auth, password, InterfaceType.HDLC)
+    def __init__(self, client=16, auth=Authentication.NONE, password=None, unit_id=17,
+                 wrapper=False):
+        # The server is logical device 1: at HDLC unit unit_id, or wPort 1 over the wrapper.
+        self.wrapper = wrapper
+        if wrapper:
+            self.c = GXDLMSClient(True, client, 1, auth, password, InterfaceType.WRAPPER)
+        else:
+            self.c = GXDLMSClient(True, client, GXDLMSClient.getServerAddress(1, unit_id, 4),
+                                  auth, password, InterfaceType.HDLC)
 
     def request(self, frames):
         # One request (a frame, a list of frames, or Gurux's list of lists), including the
@@ -32,7 +39,9 @@ class GuruxSession:
         raise NotImplementedError
 
     def connect(self):
-        self.c.parseUAResponse(self.request(self.c.snrmRequest()).data)
+        snrm = self.c.snrmRequest()  # None over the wrapper: no data link to set up
+        if snrm:
+            self.c.parseUAResponse(self.request(snrm).data)
         self.c.parseAareResponse(self.request(self.c.aarqRequest()).data)
 
     def objects(self):
@@ -73,5 +82,7 @@ class GuruxSession:
         return reply
 
     def close(self):
+        # RLRQ, then DISC over HDLC (over the wrapper the connection's end is the link's).
         self.request(self.c.releaseRequest())
-        self.request(self.c.disconnectRequest())
+        if not self.wrapper:
+            self.request(self.c.disconnectRequest())
