@@ -49,6 +49,9 @@ if MICROPYTHON:
     def flush_stdout():
         pass  # print() writes straight to the fd
 
+    def print_exception(e):
+        sys.print_exception(e, sys.stderr)
+
 else:
 
     def ticks_ms():
@@ -80,6 +83,11 @@ else:
 
     def flush_stdout():
         sys.stdout.flush()
+
+    def print_exception(e):
+        import traceback
+
+        traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
 
 
 def fd_read(f, buf):

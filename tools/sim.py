@@ -123,6 +123,14 @@ def parse_args(argv):
         help="MicroPython heap for the meter, in bytes or with a k/m suffix (micropython -X "
         "heapsize=), to try the meter in the RAM a board has; ignored with --runtime cpython. "
         "Default: " + HEAP)
+    ap.add_argument(
+        "--heap-lock", action="store_true",
+        help="lock the MicroPython heap (micropython.heap_lock) once start-up and backfill are "
+        "done, as a board with the config flag flags.heap_lock does: serving every transport "
+        "and metering (captures, flash writes, checkpoints, a client's clock set) then run "
+        "without allocating; only accepting and closing a connection unlock it. An allocation "
+        "is a bug: the MemoryError and its traceback go to stderr and the meter exits with "
+        "status 3. With --runtime cpython accepted and ignored (said once on stderr)")
     return ap.parse_args(argv)
 
 
@@ -219,6 +227,8 @@ def main(argv=None):
     words.append("state_dir=" + state)
     if a.lls_password:
         words.append("lls_password=" + a.lls_password)
+    if a.heap_lock:
+        words.append("heap_lock=1")
     fds = []
     slave = None
     if a.pty:

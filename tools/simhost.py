@@ -4,6 +4,7 @@
 #
 #   simhost.py state_dir=DIR [hdlc_tcp=HOST:PORT] [pty_fd=N pty_path=PATH]
 #              [wrapper_tcp=HOST:PORT] [unit_id=N] [lls_password=PW] [backfill_days=N]
+#              [config=FILE] [heap_lock=1]
 #
 # Behind every transport is the application layer and the meter's object table (model.Meter),
 # one association per transport. The meter itself (tools/simmeter.py) is the real driver and
@@ -13,6 +14,14 @@
 # Settings are key=value words because MicroPython has no argparse. For each transport one
 # line "READY <transport> <address>" goes to stdout once it listens. Runs until killed; exits
 # quietly on KeyboardInterrupt (SIGINT).
+#
+# heap_lock=1: once start-up and backfill are done, the heap is locked (micropython.heap_lock)
+# and serving and metering run under the lock for good, as a board with flags.heap_lock does
+# (firmware/mainloop.py). Only connection set-up unlocks it: accepting a TCP client and
+# closing a connection (the socket object, the poll registrations) and the pty hang-up.
+# Anything else that allocates raises MemoryError: it is written to stderr with its traceback
+# (heap unlocked first) and the process exits with status 3. On CPython the stub's
+# heap_lock() does nothing; one line on stderr says so.
 #
 # Transports:
 #   hdlc-tcp  the HDLC byte stream over TCP, as through a serial-to-Ethernet gateway. One
@@ -26,12 +35,13 @@
 #             replaces the old. Here the connection is the link: when it ends (either side, or
 #             the wrapper stops on a bad header or a timeout and we close it) its association
 #             ends with it.
+import gc
 import select
 import socket
 import sys
 
-
 import hostio
+import micropython
 # tools/ (this script's directory, first on the path) holds the PC command tools/config.py:
 # firmware/ must win for `import config`.
 sys.path.append(sys.path.pop(0))
@@ -46,9 +56,12 @@ _RX_SIZE = const(512)  # one read; the link takes any chunk size
 _POLL_MS = const(50)  # poll timeout: how often link timers run without input
 _WRITE_WAIT_MS = const(2000)  # a peer that takes no byte for this long loses the frame
 _KEYS = ("hdlc_tcp", "pty_fd", "pty_path", "wrapper_tcp", "unit_id", "lls_password", "config",
-         "backfill_days", "state_dir")
+         "backfill_days", "state_dir", "heap_lock")
+_EXIT_ALLOC = const(3)  # exit status: MemoryError with the heap locked
 
 HDLC = None  # the config's hdlc section, set by main()
+LOCKED = False  # heap_lock=1 given (on MicroPython): the heap is locked while serving
+HELD = False  # the lock is held just now (connection set-up opens it for a moment)
 _IN = select.POLLIN
 _OUT = select.POLLOUT
 _GONE = select.POLLHUP | select.POLLERR
@@ -177,27 +190,36 @@ class TcpLine(Line):
         return True
 
     def _accept(self):
+        # Connection set-up: the socket object and the poll entries are allocated, so this
+        # runs with the heap unlocked (heap_lock=1).
+        heap_open()
         try:
             conn, _ = self.lsock.accept()
         except OSError:
             return False  # the client gave up before we accepted
+        finally:
+            heap_close()
         self._close()  # one connection at a time: the newest wins
+        heap_open()
         conn.setblocking(False)
         hostio.nodelay(conn)
         self.conn = conn
         self.cfd = conn.fileno()
         self.poller.register(self.cfd, _IN)
         self._out.register(self.cfd, _OUT)
+        heap_close()
         return True
 
     def _close(self):
         if self.conn is None:
             return
+        heap_open()  # closing a socket may allocate (the unix port's close path)
         self.poller.unregister(self.cfd)
         self._out.unregister(self.cfd)
         self.conn.close()
         self.conn = None
         self.cfd = -1
+        heap_close()
         self.link.tx_len = 0  # an answer nobody can receive any more
 
     def write(self, buf, off, n):
@@ -268,8 +290,10 @@ class PtyLine(Line):
         if ev & _GONE:
             # Hang-up on the master: nobody holds the slave, so the launcher (which keeps it
             # open) is gone. Stop polling it rather than spin on POLLHUP.
+            heap_open()
             self.poller.unregister(self.fd)
             sys.stderr.write("simhost: pty hung up, no longer served\n")
+            heap_close()
             return True
         return False
 
@@ -347,6 +371,55 @@ def _app(meter, apps):
     return meter.port_server()
 
 
+# **** the heap lock (heap_lock=1) ****
+
+
+def heap_open():
+    # Unlock for connection set-up; heap_close() locks again.
+    global HELD
+    if HELD:
+        HELD = False
+        micropython.heap_unlock()
+
+
+def heap_close():
+    global HELD
+    if LOCKED and not HELD:
+        HELD = True
+        micropython.heap_lock()
+
+
+def lock_heap(on, poller):
+    # Called once, after start-up and backfill: from here on the heap stays locked.
+    global LOCKED
+    if not on:
+        return
+    if not hostio.MICROPYTHON:
+        _log("heap_lock=1: no heap lock on CPython, serving unlocked")
+        return
+    hostio.poll_ready(poller, 0)  # the first ipoll() allocates the poll's result tuple
+    _log("heap locked: serving and metering allocate nothing from here on")
+    gc.collect()
+    LOCKED = True
+    heap_close()
+
+
+def unlock_heap():
+    # For good (a stop or a fault), whether or not a set-up had it open just then.
+    global LOCKED
+    heap_open()
+    LOCKED = False
+
+
+def alloc_fault(e):
+    # A MemoryError under the lock: an allocation in steady state, a bug. Said loudly (the
+    # traceback shows where), then exit non-zero, so that tests see it.
+    unlock_heap()
+    _log("MemoryError with the heap locked: an allocation in steady state")
+    hostio.print_exception(e)
+    sys.exit(_EXIT_ALLOC)
+
+
 # **** main loop ****
 
 
@@ -398,10 +471,14 @@ def main(argv):
         ready("wrapper-tcp", lines[-1].address)
     if len(lines) == 1:
         fail("no transport: give hdlc_tcp=HOST:PORT, pty_fd=N and/or wrapper_tcp=HOST:PORT")
+    lock_heap(opts.get("heap_lock", "0") == "1", poller)
     try:
         serve(poller, lines)
     except KeyboardInterrupt:
         pass
+    except MemoryError as e:
+        alloc_fault(e)
+    unlock_heap()  # an orderly stop: save and close allocate as they like
     try:
         sim.engine.save()  # an orderly stop, like a board's power-fail warning: nothing lost
     except KeyboardInterrupt:
