@@ -1,11 +1,12 @@
 # bench.py: `make bench`. Figures, not assertions: HDLC throughput on the MicroPython unix port
 # and CPython, heap taken by one link with default sizes, the metering path's cost and heap,
-# and .mpy code size per board.
+# and .mpy code size per board; then the RAM budget (tools/bench_budget.py).
 import os
 import subprocess
 import sys
 import tempfile
 
+import bench_budget
 import hosttools
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
@@ -81,7 +82,8 @@ def main():
         total, rows = code_size(arch)
         detail = ", ".join("%s %d" % r for r in rows)
         print("  %-14s %-10s %6d bytes  (%s)" % (board, arch, total, detail))
-    return 0 if (mp and cp and mm and cm) else 1
+    budget = bench_budget.report()
+    return 0 if (mp and cp and mm and cm and budget) else 1
 
 
 if __name__ == "__main__":
