@@ -17,6 +17,7 @@ import tempfile
 import tty
 
 import hosttools
+import mpycache
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
 STUBS = os.path.join(ROOT, "tools", "stubs")
@@ -189,7 +190,10 @@ def open_pty():
 def child_command(a, words):
     if a.runtime == "cpython":
         return [sys.executable, "-u", SIMHOST] + words
-    return [micropython_binary(), "-X", "heapsize=" + a.heap_size, SIMHOST] + words
+    # From the precompiled cache when mpy-cross is there (tools/mpycache.py): the heap then
+    # holds the meter, not the compiler, as on a board running its .mpy bundle.
+    main = ["-m", "simhost"] if mpycache.path() else [SIMHOST]
+    return [micropython_binary(), "-X", "heapsize=" + a.heap_size] + main + words
 
 
 def child_env(runtime):
@@ -198,7 +202,9 @@ def child_env(runtime):
         extra = env.get("PYTHONPATH")
         env["PYTHONPATH"] = os.pathsep.join([STUBS, FIRMWARE] + ([extra] if extra else []))
     else:
-        env["MICROPYPATH"] = FIRMWARE  # the script's own dir (tools/) is added by MicroPython
+        # The .mpy cache first (when there is one); the script's own dir (tools/) is added by
+        # MicroPython when it runs simhost.py as source.
+        env["MICROPYPATH"] = os.pathsep.join(p for p in (mpycache.path(), FIRMWARE) if p)
     return env
 
 
