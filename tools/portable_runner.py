@@ -1,6 +1,7 @@
 # portable_runner.py: runs the portable tests (host_tests/portable/test_*.py: plain assert,
 # test_* functions) on whatever Python runs it: CPython, the MicroPython unix port, the
-# MicroPython WebAssembly port, and later a board through mpremote. Needs only sys, os, gc, time.
+# MicroPython WebAssembly port, and a board through mpremote (tools/test_board.py: there the
+# tests are compiled, test_*.mpy). Needs only sys, os, gc, time.
 #
 #   <python> tools/portable_runner.py FIRMWARE_DIR TESTS_DIR STUBS_DIR [-k SUBSTRING] [MODULE ...]
 #
@@ -41,9 +42,32 @@ def _modules(tests_dir, wanted):
         return sorted(wanted)
     names = []
     for name in os.listdir(tests_dir):
-        if name.startswith("test_") and name.endswith(".py"):
-            names.append(name[:-3])
+        # .mpy: the tests as tools/test_board.py compiles them for a board
+        base = name[:-3] if name.endswith(".py") else (name[:-4] if name.endswith(".mpy") else "")
+        if base.startswith("test_") and base not in names:
+            names.append(base)
     return sorted(names)
+
+
+def _ours(name, dirs):
+    for d in dirs:
+        for ext in (".py", ".mpy"):
+            try:
+                os.stat(d + "/" + name + ext)
+                return True
+            except OSError:
+                pass
+    return False
+
+
+def _unload(keep, dirs):
+    # Drop what a test module imported from the firmware and test directories once its tests
+    # ran: on a board the code and data of every module at once would not fit in the heap.
+    # The next module imports what it needs afresh, as on a freshly started board.
+    for name in list(sys.modules):
+        if name not in keep and _ours(name, dirs):
+            del sys.modules[name]
+    gc.collect()
 
 
 def main(argv):
@@ -62,14 +86,23 @@ def main(argv):
         sys.path.insert(0, stubs_dir)
     import support
 
+    keep = set(sys.modules)
+    dirs = (firmware_dir, tests_dir)
     passed = failed = skipped = 0
     for modname in _modules(tests_dir, rest):
         try:
             mod = __import__(modname)
+        except support.SkipTest as e:
+            # a module that needs what this runtime lacks (e.g. the host-side chip model)
+            print("SKIP", modname, "(module) -", e.args[0] if e.args else "")
+            skipped += 1
+            _unload(keep, dirs)
+            continue
         except Exception as e:
             print("FAIL", modname, "(import)")
             _print_exc(e)
             failed += 1
+            _unload(keep, dirs)
             continue
         names = sorted(n for n in dir(mod) if n.startswith("test_"))
         for name in names:
@@ -95,6 +128,8 @@ def main(argv):
                 continue
             print("PASS", full, "(%d ms)" % (_ms() - t0))
             passed += 1
+        mod = fn = None
+        _unload(keep, dirs)
     print("%s: %d passed, %d failed, %d skipped" % (_runtime(), passed, failed, skipped))
     return 1 if (failed or not passed) else 0
 

@@ -15,14 +15,12 @@ import cosem
 import model
 import support
 from atm90e32 import ATM90E32
-from atm90e32_model import ATM90E32Model
 from energy import Energy
 from frontend import OK
 from hdlc import HdlcLink
-from loadscenario import Scenario
 from metering import Engine
 from rows import MemoryRows
-from support import SkipTest
+from support import SkipTest, host_fake
 
 NOTICE = "config: no lls_password: the management association (client 1) is disabled"
 PW = "Zq7-m#Lp"
@@ -567,7 +565,7 @@ def test_consumers_accept_every_validated_config():
 
 def _build(cfg):
     m = model.Meter(cfg, rows_factory=_tiny_rows)
-    chip = ATM90E32Model(Scenario(1))
+    chip = host_fake("atm90e32_model").ATM90E32Model(host_fake("loadscenario").Scenario(1))
     fe = ATM90E32(chip.spi, chip.cs, cfg["frontend"], sleep_ms=_no_sleep)
     assert fe.config_error is None and fe.start() == OK, cfg["frontend"]
     d = cfg["demand"]
