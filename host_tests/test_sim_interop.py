@@ -215,7 +215,7 @@ def test_gurux_public_client_is_refused_writes(port):
 
 def test_gurux_wrong_password_is_refused(port):
     # The AARE rejects it permanently with authentication-failure (an LLS success first resets
-    # this transport's count of consecutive failures; 3 lock LLS out for a minute), and the
+    # the meter's count of consecutive failures; 3 lock LLS out for a minute), and the
     # right password still gets in afterwards.
     _gurux(port, "lls").close()
     p = port.gurux(client=1, auth=Authentication.LOW, password="nope")

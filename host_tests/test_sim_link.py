@@ -325,3 +325,33 @@ def test_meter_does_not_outlive_a_killed_launcher(runtime):
         assert gone, "the meter kept running after its launcher was killed"
     finally:
         s.stop()
+
+
+def test_lls_password_from_the_environment_stays_out_of_argv(monkeypatch):
+    # $DLMS_SIM_LLS_PASSWORD instead of --lls-password: no process of the simulator shows the
+    # password in its command line (ps shows argv to every user), and LLS works with it.
+    from gurux_dlms.objects import GXDLMSClock
+    from gurux_dlms.enums import Authentication as Auth
+    from interop_util import Port
+    from interop_util import Sim as FullSim
+
+    pw = "Env-Pw-7"
+    monkeypatch.setenv("DLMS_SIM_LLS_PASSWORD", pw)
+    s = FullSim("micropython", "--hdlc-tcp", "127.0.0.1:0", "--backfill-days", "0")
+    try:
+        lines = []
+        for pid in os.listdir("/proc"):
+            try:
+                if pid.isdigit() and os.getsid(int(pid)) == s.proc.pid:
+                    with open("/proc/%s/cmdline" % pid, "rb") as f:
+                        lines.append(f.read())
+            except OSError:
+                pass  # gone meanwhile
+        assert len(lines) >= 2, lines  # the launcher and the meter
+        assert not [c for c in lines if pw.encode() in c], lines
+        p = Port(s, "hdlc-tcp").gurux(client=1, auth=Auth.LOW, password=pw)
+        p.connect()
+        assert p.read(GXDLMSClock("0.0.1.0.0.255"), 2)
+        p.close()
+    finally:
+        s.stop()

@@ -22,6 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRMWARE = os.path.join(ROOT, "firmware")
 STUBS = os.path.join(ROOT, "tools", "stubs")
 SIMHOST = os.path.join(ROOT, "tools", "simhost.py")
+PASSWORD_ENV = "DLMS_SIM_LLS_PASSWORD"
 HEAP = "512k"  # default MicroPython heap: ample; `make bench` reports the smallest that serves
 
 DESCRIPTION = """\
@@ -98,11 +99,12 @@ def parse_args(argv):
         "one with `tools/config.py check FILE`). Invalid entries are reported at start and "
         "replaced by safe defaults. --unit-id and --lls-password override the file")
     ap.add_argument(
-        "--lls-password", metavar="PW", default=None,
+        "--lls-password", metavar="PW", default=os.environ.get(PASSWORD_ENV) or None,
         help="password of the management association (client SAP 1, low-level security, may "
         "set the clock). Without it that association is refused, as on a board with no "
         "password configured. The public association (client SAP 16, no security, read-only) "
-        "is always there")
+        "is always there. Default: $" + PASSWORD_ENV + " (which, unlike a flag, other users "
+        "cannot see in ps); the meter process gets it through its environment either way")
     ap.add_argument(
         "--state-dir", metavar="DIR", default=None,
         help="keep the meter's flash (load profile, billing rows, energy checkpoints) in this "
@@ -231,8 +233,6 @@ def main(argv=None):
         state = os.path.abspath(a.state_dir)
         os.makedirs(state, exist_ok=True)
     words.append("state_dir=" + state)
-    if a.lls_password:
-        words.append("lls_password=" + a.lls_password)
     if a.heap_lock:
         words.append("heap_lock=1")
     fds = []
@@ -260,7 +260,11 @@ def main(argv=None):
     # jobs of a non-interactive shell start with SIGINT ignored, and CPython then keeps it so).
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    proc = subprocess.Popen(child_command(a, words), env=child_env(a.runtime), pass_fds=fds,
+    env = child_env(a.runtime)
+    env.pop(PASSWORD_ENV, None)
+    if a.lls_password:
+        env[PASSWORD_ENV] = a.lls_password  # not in the child's argv: ps shows that to all
+    proc = subprocess.Popen(child_command(a, words), env=env, pass_fds=fds,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
                             preexec_fn=die_with_parent)
     child.append(proc)

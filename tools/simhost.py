@@ -4,6 +4,9 @@
 #
 #   simhost.py state_dir=DIR [hdlc_tcp=HOST:PORT] [pty_fd=N pty_path=PATH]
 #              [wrapper_tcp=HOST:PORT] [unit_id=N] [lls_password=PW] [backfill_days=N]
+#
+# The LLS password may instead come in the environment as DLMS_SIM_LLS_PASSWORD (tools/sim.py
+# passes it so: a process's argv is visible to every user, its environment is not).
 #              [config=FILE] [heap_lock=1]
 #
 # Behind every transport is the application layer and the meter's object table (model.Meter),
@@ -36,6 +39,7 @@
 #             the wrapper stops on a bad header or a timeout and we close it) its association
 #             ends with it.
 import gc
+import os
 import select
 import socket
 import sys
@@ -341,7 +345,7 @@ def load_config(opts):
         cfg, msgs = config.load(path)
     else:
         cfg, msgs = config.validate({})
-    pw = opts.get("lls_password")
+    pw = opts.get("lls_password") or os.getenv("DLMS_SIM_LLS_PASSWORD")
     if pw:
         cfg["lls_password"] = pw
         msgs = [m for m in msgs if not m.startswith(config.NO_PASSWORD)]
