@@ -73,6 +73,49 @@ class Recorder:
             self.pending = False
             self.rows.append(self._d, self._s, self._st, self._vals)
 
+    # The capture waiting to be written, inside an energy checkpoint (metering.py writes the
+    # checkpoint before the rows): flag u8 (1 = a capture waits), days u16, secs u24, status
+    # u16, the values. A cut between the two writes then loses no row: boot puts it back.
+    def held_size(self):
+        return 8 + len(self._vals)
+
+    def hold_into(self, b, p):
+        v = self._vals
+        n = len(v)
+        if not self.pending:
+            b[p] = 0
+            return p + 8 + n
+        d = self._d
+        s = self._s
+        st = self._st
+        b[p] = 1
+        b[p + 1] = (d >> 8) & 0xFF
+        b[p + 2] = d & 0xFF
+        b[p + 3] = (s >> 16) & 0xFF
+        b[p + 4] = (s >> 8) & 0xFF
+        b[p + 5] = s & 0xFF
+        b[p + 6] = (st >> 8) & 0xFF
+        b[p + 7] = st & 0xFF
+        p += 8
+        for k in range(n):
+            b[p + k] = v[k]
+        return p + n
+
+    def restore_held(self, b, p, row):
+        # At boot, from the newest checkpoint: append the capture it held unless the rows
+        # already end with it (or with something later). True when a row was put back.
+        if b[p] != 1:
+            return False
+        d = (b[p + 1] << 8) | b[p + 2]
+        s = (b[p + 3] << 16) | (b[p + 4] << 8) | b[p + 5]
+        if self.newest(row) and not before(row.days, row.secs, d, s):
+            return False
+        v = self._vals
+        for k in range(len(v)):
+            v[k] = b[p + 8 + k]
+        self.rows.append(d, s, (b[p + 6] << 8) | b[p + 7], v)
+        return True
+
     def newest(self, row):
         # Timestamp of the newest stored row into row.days/secs; False when there is none.
         n = self.rows.count()

@@ -65,7 +65,7 @@ from clock import date_to_days, days_to_date, weekday
 from energy import Energy
 from flashrows import FlashRows
 from hdlc import HdlcLink, ticks_diff
-from metering import Engine
+from metering import Engine, checkpoint_size
 from rows import Row
 from rs485 import RS485
 from store import CheckpointStore
@@ -75,7 +75,6 @@ NO_WDT = "no-wdt"
 RESETS = "resets"
 DATA = "data"
 _CK = "ck"  # energy checkpoints in DATA
-_CK_HDR = const(11)  # metering.py's checkpoint header ahead of energy.CHECKPOINT_SIZE
 
 _POLL_MS = const(50)  # link/server timers, clock, metering engine (it polls at 1 Hz itself)
 _IDLE_MS = const(1)  # sleep when nothing arrived (the UART buffer holds 0.5 s at 9600 baud)
@@ -220,7 +219,7 @@ class Main:
         dem = self.meter.cfg["demand"]
         self.energy = Energy(fe.lsb_num, fe.lsb_den, dem["sub_s"], dem["subs"])
         self.energy.bind(self.meter.registers)
-        self.ck = CheckpointStore(self.dir, _CK, _CK_HDR + self.energy.CHECKPOINT_SIZE)
+        self.ck = CheckpointStore(self.dir, _CK, checkpoint_size(self.meter, self.energy))
         self.engine = Engine(self.meter, fe, self.energy, self.ck)
         h = cfg["hdlc"]
         self.link = HdlcLink(self.server, unit_id=h["unit_id"], max_info_tx=h["max_info_tx"],

@@ -46,9 +46,18 @@ _RESTART_MS = const(10000)  # retry a front-end start-up at most this often
 _MAX_DEFER_MS = const(5000)  # a busy bus delays flash writes at most this long
 _N_CH = const(5)  # frontend.N_CH
 _FE_NOT_METERING = const(2)  # frontend.ERR_NOT_METERING
-_CK_VERSION = const(1)
+_CK_VERSION = const(2)  # 2: the captures waiting to be written ride in the checkpoint
 _CK_HDR = const(11)  # version u8, last boundary days u16 secs u24, last billing days u16 secs u24
 _NONE = const(0xFFFF)  # "no instant" in a checkpoint
+
+
+def checkpoint_size(meter, energy):
+    # Bytes of one checkpoint record (store.CheckpointStore's record size): the header, the
+    # energy registers, and per profile the capture that may be waiting (capture.Recorder).
+    n = _CK_HDR + energy.CHECKPOINT_SIZE
+    for pg in meter.profiles:
+        n += 8 + pg.rows.size
+    return n
 
 
 def _put_instant(b, p, days, secs):
@@ -86,7 +95,7 @@ class Engine:
         self.billing = tuple(Recorder(pg.rows, pg.sources) for pg in meter.profiles
                              if not pg.periodic)
         self.ck = checkpoints
-        self._ckbuf = bytearray(_CK_HDR + energy.CHECKPOINT_SIZE)
+        self._ckbuf = bytearray(checkpoint_size(meter, energy))
         self._ck_pending = False
         self._deltas = array.array("i", [0] * _N_CH)
         self._row = None  # a rows.Row for reading timestamps back (made in boot)
@@ -120,6 +129,11 @@ class Engine:
                 if _days(b, 6) != _NONE:
                     self.lastb_d = _days(b, 6)
                     self.lastb_s = _secs(b, 6)
+                # Captures the checkpoint holds that the cut kept off the rows (flush()).
+                p = _CK_HDR + self.energy.CHECKPOINT_SIZE
+                for r in self.periodic + self.billing:
+                    r.restore_held(b, p, row)
+                    p += r.held_size()
         # Rows written after the last checkpoint (a cut between the two writes) still count.
         for r in self.periodic:
             if r.newest(row) and (self.last_d < 0 or before(self.last_d, self.last_s,
@@ -263,7 +277,11 @@ class Engine:
         _put_instant(b, 1, sd, ss)
         _put_instant(b, 6, self.lastb_d if self.lastb_d >= 0 else _NONE,
                      self.lastb_s if self.lastb_d >= 0 else 0)
-        self.energy.checkpoint(b, _CK_HDR)
+        p = self.energy.checkpoint(b, _CK_HDR)
+        for r in self.periodic:
+            p = r.hold_into(b, p)
+        for r in self.billing:
+            p = r.hold_into(b, p)
         self._ck_pending = True
 
     def save(self):
@@ -300,17 +318,19 @@ class Engine:
         self.flush()
 
     def flush(self):
-        # Rows first, then the checkpoint that names them: a cut in between keeps the row and
-        # boot() still finds it; the energy then restarts from the older checkpoint (the
-        # interval in progress is what is lost).
-        for r in self.periodic:
-            r.flush()
-        for r in self.billing:
-            r.flush()
+        # The checkpoint first, holding the captures about to be written, then the rows: a
+        # cut in between leaves a checkpoint whose registers match rows boot() puts back, so
+        # no row ever shows more energy than the registers (rows first, a cut would restart
+        # the registers from an older checkpoint below the newest billing row). Every capture
+        # is followed by a checkpoint snapshot, so what waits in a Recorder is in _ckbuf.
         if self._ck_pending:
             self._ck_pending = False
             if self.ck is not None:
                 self.ck.append(self._ckbuf)
+        for r in self.periodic:
+            r.flush()
+        for r in self.billing:
+            r.flush()
         self._defer_ms = -1
 
     # **** the status object (0-0:97.97.0, long-unsigned raw bytes) ****

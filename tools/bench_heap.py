@@ -221,9 +221,10 @@ def b_energy():
 
 
 def b_checkpoints():
+    from metering import checkpoint_size  # mainloop imports it at the top: counted there
     from store import CheckpointStore
 
-    G["ck"] = CheckpointStore(G["sboard"].ROOT, "ck", 11 + G["en"].CHECKPOINT_SIZE)
+    G["ck"] = CheckpointStore(G["sboard"].ROOT, "ck", checkpoint_size(G["meter"], G["en"]))
 
 
 def b_engine():

@@ -67,7 +67,7 @@ class Rig:
         self.energy = Energy(1, 320, 900, 1)
         self.energy.bind(self.meter.registers)
         if "ck" not in disk:
-            disk["ck"] = RamLog(11 + self.energy.CHECKPOINT_SIZE)
+            disk["ck"] = RamLog(metering.checkpoint_size(self.meter, self.energy))
         self.eng = metering.Engine(self.meter, self.fe, self.energy, disk["ck"])
         self.meter.clock.set_utc(days, secs)
         self.eng.boot(rows.Row(64))
