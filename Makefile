@@ -8,7 +8,7 @@ DEPS := $(VENV)/.deps-installed
 NODE_DEPS := tools/wasm/node_modules/.deps-installed
 ARGS ?=
 
-.PHONY: setup test test-cpython test-micropython test-wasm sim bench clean
+.PHONY: setup test test-cpython test-micropython test-wasm sim bench torture clean
 
 setup: $(DEPS) $(NODE_DEPS)
 
@@ -43,6 +43,13 @@ sim: setup
 # Figures, not assertions: throughput, RAM and code size on MicroPython unix and CPython.
 bench: setup
 	$(PY) tools/bench.py
+
+# Power-cut torture: SIGKILL the simulated meter 1000 times (about 14 minutes) at random moments
+# of backfill, recording, serving and clock sets; check what it serves after every restart.
+# `make torture SEED=7 ARGS='--cuts 200 --runtime cpython'`.
+SEED ?= 1
+torture: setup
+	$(PY) tools/torture.py --cuts 1000 --seed $(SEED) $(ARGS)
 
 clean:
 	rm -rf $(VENV) tools/wasm/node_modules build .pytest_cache
