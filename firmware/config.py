@@ -58,8 +58,10 @@
 # password. Secrets (lls_password, wrapper.password) never appear in messages or the log.
 #
 # MicroPython's json also takes a missing or trailing comma that CPython's refuses, so the PC
-# check is the stricter one. The module costs RAM while it is loaded (23 KB compiled from
-# source, measured on the 32-bit WebAssembly port; frozen, its code stays in flash).
+# check is the stricter one. The module costs RAM while it is loaded (15.6 KB imported from
+# .mpy on the 32-bit WebAssembly port; frozen, its code stays in flash): the meter needs it
+# only at boot, so mainloop.boot() drops it again once the config is read (report, the one
+# function the running meter calls, lives in logfile.py).
 import errno
 import json
 
@@ -69,8 +71,8 @@ import atm90e32
 import cosem
 import energy
 import model
-
-LOG_CAP = const(4096)  # bytes of boot messages kept in the log file (the newest lines)
+from logfile import LOG_CAP, report  # noqa: F401  (config.report: the interface above)
+from logfile import why as _why
 NO_PASSWORD = "config: no lls_password:"  # the notice's prefix (not a replacement)
 _EXPORTS_MAX = const(8)
 _SOURCES_MAX = const(16)  # seed: "OBIS Code Source 1 - OBIS Code Source 16"
@@ -385,10 +387,6 @@ def _clip(s):
     return s if len(s) <= _SHOW_MAX else s[: _SHOW_MAX - 3] + "..."
 
 
-def _why(e):
-    return str(e) or type(e).__name__  # MicroPython's UnicodeError has no text
-
-
 def _text(ln):
     return "%d-%d:%d.%d.%d*%d" % (ln[0], ln[1], ln[2], ln[3], ln[4], ln[5])
 
@@ -429,28 +427,3 @@ def load(path):
     if why is not None:
         msgs.insert(0, why)
     return cfg, msgs
-
-
-def report(messages, log_path=None, out=print, cap=LOG_CAP):
-    # Prints each message; appends them to log_path, keeping only the newest `cap` bytes (whole
-    # lines). Once per boot: the rewrite costs one small file write. Never raises OSError.
-    for m in messages:
-        out(m)
-    if log_path is None or not messages:
-        return
-    data = "".join(m + "\n" for m in messages).encode()
-    try:
-        with open(log_path, "rb") as f:
-            f.seek(0, 2)  # read the tail only: RAM stays bounded whatever the file holds
-            f.seek(max(0, f.tell() - cap))
-            data = f.read() + data
-    except OSError:
-        pass  # no log yet
-    if len(data) > cap:
-        nl = data.find(b"\n", len(data) - cap - 1)  # the cut ends a line
-        data = data[nl + 1 :]
-    try:
-        with open(log_path, "wb") as f:
-            f.write(data)
-    except OSError as e:
-        out("config: cannot write %s (%s)" % (log_path, _why(e)))

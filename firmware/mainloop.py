@@ -14,7 +14,7 @@
 #   returns None): wlan() the Wi-Fi station interface (network.WLAN(network.STA_IF)), and
 #   sockets() the (socket, select) modules, asked for only when wlan() gave one.
 #
-# Files under ROOT: the config, LOG (boot messages and faults, bounded: config.report),
+# Files under ROOT: the config, LOG (boot messages and faults, bounded: logfile.report),
 # NO_WDT (exists: no watchdog; for development with mpremote), RESETS (boots in a row that
 # did not serve _HEALTHY_MS without a fault), DATA/ (profile rows and energy checkpoints).
 #
@@ -58,7 +58,7 @@ import sys
 import micropython
 from micropython import const
 
-import config
+import logfile
 import model
 from atm90e32 import ATM90E32
 from clock import date_to_days, days_to_date, weekday
@@ -145,13 +145,27 @@ def boot(board, cfg_path):
     if hasattr(micropython, "alloc_emergency_exception_buf"):
         micropython.alloc_emergency_exception_buf(100)
     root = board.ROOT
-    cfg, messages = config.load(cfg_path)
-    config.report(messages, _path(root, LOG))
+    cfg = _config(cfg_path, _path(root, LOG))
     try:
-        return Main(board, cfg, root)
+        return Main(board, cfg, root)  # its gc.collect() frees config.py's code and tables
     except Exception as e:  # no watchdog yet: the board stops at the REPL, no boot loop
-        config.report(["boot failed: " + _trace(e)], _path(root, LOG))
+        logfile.report(["boot failed: " + _trace(e)], _path(root, LOG))
         raise
+
+
+def _config(cfg_path, log_path):
+    # The checked config, its messages logged. config.py is needed only here: imported here
+    # and dropped from sys.modules again (unless something imported it before), so nothing
+    # refers to it after boot and the collector frees its code (15.6 KB of a 32-bit heap when
+    # the firmware is loaded from .mpy; frozen, its tables and function objects).
+    loaded = "config" in sys.modules
+    import config
+
+    cfg, messages = config.load(cfg_path)
+    if not loaded:
+        del sys.modules["config"]
+    logfile.report(messages, log_path)
+    return cfg
 
 
 class Main:
@@ -221,6 +235,7 @@ class Main:
         self.energy.bind(self.meter.registers)
         self.ck = CheckpointStore(self.dir, _CK, checkpoint_size(self.meter, self.energy))
         self.engine = Engine(self.meter, fe, self.energy, self.ck)
+        self.meter.cfg = None  # read by the builders above only; kept, ~1.9 KB of a 32-bit heap
         h = cfg["hdlc"]
         self.link = HdlcLink(self.server, unit_id=h["unit_id"], max_info_tx=h["max_info_tx"],
                              max_info_rx=h["max_info_rx"], window_tx=h["window_tx"],
@@ -464,9 +479,9 @@ class Main:
             self.out(line)
 
     def log(self, lines):
-        # Printed and kept in the bounded log (config.report never raises OSError).
+        # Printed and kept in the bounded log (logfile.report never raises OSError).
         self._unlock()
-        config.report(lines, _path(self.root, LOG), self.out)
+        logfile.report(lines, _path(self.root, LOG), self.out)
 
     def _lock(self):
         if not self._locked:

@@ -9,16 +9,28 @@
 #   4   payload  payload_size bytes, opaque (values stay bytes: no heap ints)
 #   4+n crc      CRC-16/X.25 (fcs16.py) over seq + payload, low byte first
 # The slot of seq s is fixed: slot = s % total_slots; slot k * per_segment + j is record j of
-# segment file `<dirpath>/<name>.<k>`. per_segment = seg_bytes // record size (seg_bytes = 4096 =
-# one LittleFS block, so a record rewrite copies one block, not the rest of a long file: 1
-# erase per flushed record instead of 13 at the start of a 48 KiB file, embedded.md C).
-# n_segments = ceil(capacity / per_segment) + 1: the spare segment is the one being overwritten,
-# so `capacity` records stay readable while the oldest segment is rewritten in place.
+# segment file `<dirpath>/<name>.<k>`. n_segments = ceil(capacity / per_segment) + 1: the spare
+# segment is the one being overwritten, so `capacity` records stay readable while the oldest
+# segment is rewritten in place (a rotation drops nothing a reader may still be served).
 #
 # Files: every segment is opened once in the constructor ("r+b", or "w+b" when missing) and
 # kept open; steady state is seek + readinto / write of one preallocated memoryview + flush, no
-# open() and no allocation. RAM: one file object per segment (about 1.2 KiB each on LittleFS
-# with progsize 256, as on rp2: the file's cache is 4 * max(readsize, progsize)).
+# open() and no allocation. RAM: one file object per segment, and on LittleFS each holds a cache
+# of 4 * max(readsize, progsize): 1 KiB with rp2's progsize 256, 128 B with esp32's defaults.
+# So a log has at most max_files (8) segments, each the fewest whole seg_bytes units (4096 = one
+# LittleFS block) that do it: logs up to 7 * (4096 // record size) records keep one-block
+# segments (billing: 2 files, checkpoints: 2); the default load profile (3360 rows of 29 B)
+# takes 7 files of 4 blocks instead of 25 of one, 8760 rows 8 files of 9 blocks instead of 64
+# (rp2: 9.5 KB of RAM instead of 31.6 KB, 9.9 KB instead of 78 KB; tools/bench_budget.py).
+# The price is paid in flash: LittleFS rewrites a file copy-on-write from the changed block to
+# its end (embedded.md C), so overwriting a record in block b of a B-block segment erases B - b
+# blocks: 1 per flushed record for one-block segments, (B + 1) / 2 on average over a turn for
+# more (measured on LittleFS in RAM: 1.06 at B = 1, 2.6 at B = 4, 6.1 at B = 9). Wear stays far
+# from the limit (LittleFS levels it over the whole file system: 96 rows a day at B = 4 are
+# ~250 erases a day over ~350 blocks on a Pico, under a cycle per block a day), but rp2 stops
+# its interrupts for each erase (embedded.md B: 33 ms of UART FIFO at 9600 baud), so an append
+# keeps the port deaf for up to B erases instead of one. The engine writes only while no frame
+# is arriving (metering.py); a request sent in that moment is lost and the client repeats it.
 #
 # Power safety without an index file: the boot scan reads every slot; a record is valid when
 # its seq lies in its slot, bit 30 is clear and its CRC matches. The newest valid seq M wins;
@@ -38,7 +50,8 @@
 # the meter keeps running and may retry. A segment that cannot be opened at boot reads as
 # empty and fails its writes. Lifetime: 2**30 records, e.g. 30,000 years of 96 a day, 2,000
 # years of one a minute; after that append() returns ERR_SEQ.
-# Changing payload_size, capacity or seg_bytes changes the slot map: use a new name then.
+# Changing payload_size, capacity, seg_bytes or max_files changes the slot map: use a new name
+# then (records in the old files then fail the slot check: they are not served).
 # Only open/seek/readinto/write/flush/close and os.mkdir are used, which CPython, VfsPosix
 # (unix, and wasm's in-memory Emscripten FS) and LittleFS all have.
 import os
@@ -51,7 +64,8 @@ OK = const(0)
 ERR_IO = const(1)  # OSError from the file system (full, failing): not counted (see _commit)
 ERR_SEQ = const(2)  # sequence numbers used up (2**30 records)
 
-SEG_BYTES = const(4096)  # LittleFS block size on rp2 and esp32 (embedded.md C)
+SEG_BYTES = const(4096)  # LittleFS block size on rp2 and esp32 (embedded.md C): the unit
+MAX_FILES = const(8)  # segment files per log at most (each open file costs its cache in RAM)
 _SEQ_LIMIT = const(0x40000000)  # seq < 2**30: a small int on RP2040, ESP32, wasm
 _COUNT_MASK = const(0x3FFFFFFF)
 _HDR = const(4)  # seq
@@ -77,10 +91,10 @@ FILES = _Files()
 
 
 class SegmentLog:
-    def __init__(self, dirpath, name, payload_size, capacity, fs=FILES, seg_bytes=SEG_BYTES):
+    def __init__(self, dirpath, name, payload_size, capacity, fs=FILES, seg_bytes=SEG_BYTES,
+                 max_files=MAX_FILES):
         self.rec = _HDR + payload_size + _CRC
-        self.per_seg = seg_bytes // self.rec
-        assert capacity > 0 and self.per_seg > 0
+        self.per_seg = _per_segment(self.rec, capacity, seg_bytes, max_files)
         self.n_seg = (capacity + self.per_seg - 1) // self.per_seg + 1
         self.total = self.n_seg * self.per_seg
         self.payload_size = payload_size
@@ -227,6 +241,15 @@ class SegmentLog:
         for f in self._files:
             f.close()
         self._files = []
+
+
+def _per_segment(rec, capacity, unit, max_files):
+    # Records per segment: those of the fewest whole `unit`s holding capacity / (max_files - 1)
+    # records (rounded up), so that ceil(capacity / per_segment) + 1 <= max_files.
+    assert capacity > 0 and unit >= rec and max_files > 1
+    need = (capacity + max_files - 2) // (max_files - 1)
+    units = (need * rec + unit - 1) // unit
+    return units * unit // rec
 
 
 def _open(fs, path):

@@ -76,13 +76,21 @@ def report(minheap=True):
     _row("", "unix64", "wasm32", "")
     code_u, code_w = _sum(u, "import."), _sum(w, "import.")
     boot_u, boot_w = u.get("boot.objects"), w.get("boot.objects")
-    _row("heap after boot: code (.mpy loaded into RAM) + objects", _add(code_u, boot_u),
-         _add(code_w, boot_w))
-    _row("  code and module tables of all firmware modules", code_u, code_w)
-    _row("  objects built by mainloop.Main (config, tables, files)", boot_u, boot_w)
+    kept_u = _add(code_u, u.get("drop.config"))
+    kept_w = _add(code_w, w.get("drop.config"))
+    main_u, main_w = u.get("boot.mainloop_boot"), w.get("boot.mainloop_boot")
+    _row("heap after mainloop.boot(): code (.mpy loaded into RAM) + objects", _add(kept_u, main_u),
+         _add(kept_w, main_w))
+    _row("  code and module tables of the firmware modules kept after boot", kept_u, kept_w)
+    _row("  objects built by the boot (firmware frozen: this is all)", main_u, main_w)
+    _row("code and module tables of all firmware modules (config.py included)", code_u, code_w)
+    _row("objects built by mainloop.Main alone (tables, files; config dict made before)",
+         boot_u, boot_w)
     print("  heap by module (import, in mainloop's order)")
     for k in sorted((k for k in u if k.startswith("import.")), key=lambda k: -u[k]):
         _row("    " + k[7:], u.get(k), w.get(k))
+    _row("  config.py dropped from sys.modules after boot: freed (negative)",
+         u.get("drop.config"), w.get("drop.config"))
     print("  heap by boot step (mainloop.Main._build's calls, one at a time)")
     for k in ("config_dict", "meter", "frontend", "energy", "checkpoints", "engine",
               "hdlc_link", "rs485"):
@@ -91,13 +99,17 @@ def report(minheap=True):
     _row("    server + association (one per port)", u.get("table.server_with_association"),
          w.get("table.server_with_association"))
     _row("    association alone", u.get("table.association"), w.get("table.association"))
-    _row("    load profile FlashRows (3360 rows, 25 files; VfsPosix files)",
+    _row("    load profile FlashRows (3360 rows; VfsPosix files)",
          u.get("table.flashrows.0"), w.get("table.flashrows.0"))
-    _row("    billing FlashRows (24 rows, 2 files; VfsPosix files)", u.get("table.flashrows.1"),
+    _row("    billing FlashRows (24 rows; VfsPosix files)", u.get("table.flashrows.1"),
          w.get("table.flashrows.1"))
-    for k in sorted(k for k in u if k.startswith("lfs.")):
-        _row("    FlashRows on LittleFS2, rp2 geometry (1 KiB cache per open file): "
-             + k[14:].replace("_", " "), u[k], None)
+    for geo, cache in (("rp2", "1 KiB"), ("esp32", "128 B")):
+        p = "lfs.%s.flashrows." % geo
+        for k in sorted(k for k in u if k.startswith(p)):
+            _row("    FlashRows on LittleFS2, %s mount (%s cache per open file): %s" % (
+                geo, cache, k[len(p):].replace("_", " ")), u[k], None)
+        _row("    objects built by mainloop.Main, files on LittleFS2 (%s mount)" % geo,
+             u.get("lfsboot.objects." + geo), None)
     print("  full load-profile read (GET + GET-next, PDU 1024) with the collector off: bytes "
           "allocated (0 = peak heap is the heap after boot)")
     for tag, days in (("lp15min3360", (1, 35)), ("lp60min8760", (1, 365))):

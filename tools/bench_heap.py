@@ -7,8 +7,8 @@
 # MODULE_DIR holds firmware/*.mpy, the host fakes' .mpy (atm90e32_model, loadscenario) and
 # the test helpers' (app_util, support: the AARQ and GET encoders of the read).
 # STATE_DIR: an empty directory for the flash files. LFS=1 (unix port only) also measures the
-# flash rows on a LittleFS2 file system in RAM with rp2's settings (their open files' caches
-# are what a board pays; VfsPosix files are small).
+# flash rows and the whole boot on a LittleFS2 file system in RAM with rp2's and esp32's mount
+# settings (their open files' caches are what a board pays; VfsPosix files are small).
 #
 # Sections:
 #   import.<modules>      code and module-level tables, in import order (each line counts the
@@ -17,6 +17,11 @@
 #                         a fake UART, pins, RTC; made before the baseline): total and the
 #                         _build steps one by one
 #   table.*               one more of each preallocated table, built alone
+#   drop.config           config.py dropped from sys.modules (negative: the bytes freed)
+#   boot.mainloop_boot    mainloop.boot() reading a config.json, as a board boots (config.py
+#                         imported and dropped inside: equal to boot.objects when it is freed)
+#   lfs.<board>.*         FlashRows alone on LittleFS2 with that board's mount (LFS=1)
+#   lfsboot.objects.<board>  boot.objects with the board's files on LittleFS2 (LFS=1)
 #   read.<cfg>.<days>d.*  a full load-profile read (GET + GET-next blocks, PDU 1024) and a range
 #                         read of the newest day: bytes allocated while it ran with the
 #                         collector off (0 = the peak is the heap after boot), and blocks
@@ -44,7 +49,8 @@ def out(name, value):
 
 ORDER = ("fcs16", "axdr", "cosem", "hdlc_frame", "hdlc", "clock", "rows", "store", "flashrows",
          "objects", "acse", "association_ln", "capture", "profile_generic", "xdlms", "server",
-         "frontend", "atm90e32", "energy", "metering", "model", "config", "rs485", "mainloop")
+         "frontend", "atm90e32", "energy", "metering", "model", "logfile", "config", "rs485",
+         "mainloop")
 
 
 def _import(name):
@@ -288,52 +294,121 @@ def t_drop():
         del G[k]
 
 
+class RamBdev:
+    # A LittleFS block device in RAM (4 KiB blocks).
+    def __init__(self, blocks, size=4096):
+        self.size = size
+        self.data = bytearray(blocks * size)
+
+    def readblocks(self, n, buf, off=0):
+        a = n * self.size + off
+        buf[:] = self.data[a:a + len(buf)]
+
+    def writeblocks(self, n, buf, off=None):
+        a = n * self.size + (off or 0)
+        self.data[a:a + len(buf)] = buf
+
+    def ioctl(self, op, arg):
+        if op == 4:
+            return len(self.data) // self.size
+        if op == 5:
+            return self.size
+        if op == 6:
+            a = arg * self.size
+            self.data[a:a + self.size] = b"\xff" * self.size
+            return 0
+        return 0
+
+
+# The two boards' LittleFS2 mounts: rp2 passes progsize=256 (ports/rp2/modules/_boot.py), so
+# each open file caches 4 * 256 = 1 KiB; esp32 mounts with the defaults (vfs.mount autodetects:
+# readsize = progsize = 32), 128 B a file.
+LFS_GEOMETRIES = (("rp2", {"progsize": 256}), ("esp32", {}))
+
+
+def _lfs_mount(point, kw):
+    import vfs
+
+    bd = RamBdev(352)  # the Pico's 1408 KiB file system
+    vfs.VfsLfs2.mkfs(bd, **kw)
+    vfs.mount(vfs.VfsLfs2(bd, **kw), point)
+
+
 def lfs_rows():
-    # The load profile's FlashRows on LittleFS2 in RAM, rp2's geometry: 4 KiB blocks,
-    # progsize 256 (ports/rp2/modules/_boot.py), so each open file caches 1 KiB.
+    # The profiles' FlashRows alone on LittleFS2 in RAM, with each board's mount settings.
     import vfs
 
     from flashrows import FlashRows
 
-    class RamBdev:
-        def __init__(self, blocks, size=4096):
-            self.size = size
-            self.data = bytearray(blocks * size)
+    for geo, kw in LFS_GEOMETRIES:
+        _lfs_mount("/lfsbench", kw)
+        try:
+            for cap, widths, tag in ((3360, b"\x04\x04\x04\x04", "load_profile_default"),
+                                     (8760, b"\x04\x04\x04\x04", "load_profile_8760"),
+                                     (24, b"\x08" * 7 + b"\x04\x04\x04\x02", "billing")):
+                a = used()
+                r = FlashRows("/lfsbench", "p" + tag[:6] + str(cap), cap, widths)
+                out("lfs.%s.flashrows.%s.%d_entries.%d_files" % (geo, tag, cap, r.log.n_seg),
+                    used() - a)
+                r.close()
+                del r
+        finally:
+            vfs.umount("/lfsbench")
 
-        def readblocks(self, n, buf, off=0):
-            a = n * self.size + off
-            buf[:] = self.data[a:a + len(buf)]
 
-        def writeblocks(self, n, buf, off=None):
-            a = n * self.size + (off or 0)
-            self.data[a:a + len(buf)] = buf
+def lfs_boot(geo):
+    # The whole boot (as boot.objects) with the board's files on LittleFS2: what a board with
+    # frozen firmware holds after boot. Each is its own step; lfs_drop unmounts.
+    kw = dict(LFS_GEOMETRIES)[geo]
 
-        def ioctl(self, op, arg):
-            if op == 4:
-                return len(self.data) // self.size
-            if op == 5:
-                return self.size
-            if op == 6:
-                a = arg * self.size
-                self.data[a:a + self.size] = b"\xff" * self.size
-                return 0
-            return 0
+    def mount():
+        _lfs_mount("/lfsboot", kw)
+        G["lboard"] = Board("/lfsboot", _chip())
 
-    bd = RamBdev(352)  # the Pico's 1408 KiB file system
-    vfs.VfsLfs2.mkfs(bd)
-    fs = vfs.VfsLfs2(bd, progsize=256)
-    vfs.mount(fs, "/lfsbench")
-    try:
-        for cap, widths, tag in ((3360, b"\x04\x04\x04\x04", "load_profile_default"),
-                                 (8760, b"\x04\x04\x04\x04", "load_profile_8760"),
-                                 (24, b"\x08" * 7 + b"\x04\x04\x04\x02", "billing")):
-            a = used()
-            r = FlashRows("/lfsbench", "p" + tag[:6] + str(cap), cap, widths)
-            out("lfs.flashrows.%s.%d_entries.%d_files" % (tag, cap, r.log.n_seg), used() - a)
-            r.close()
-            del r
-    finally:
-        vfs.umount("/lfsbench")
+    def boot():
+        import mainloop
+
+        b = G["lboard"]
+        G["lmain"] = mainloop.Main(b, G["cfg"], b.ROOT, _quiet)
+
+    return mount, boot
+
+
+def lfs_drop():
+    import vfs
+
+    m = G.pop("lmain")
+    for pg in m.meter.profiles:
+        pg.rows.close()
+    m.ck.close()
+    del m
+    del G["lboard"]
+    vfs.umount("/lfsboot")
+
+
+# **** boot as boards/<board>/main.py runs it: mainloop.boot() reads config.json with config.py
+# and drops that module again; drop.config shows what dropping it frees (negative) ****
+
+
+def drop_config():
+    del sys.modules["config"]  # imported by the import steps; nothing else refers to it
+
+
+def board_for_boot():
+    import json
+
+    root = STATE + "/mainboot"
+    _mkdir(root)
+    with open(root + "/config.json", "w") as f:
+        f.write(json.dumps({"lls_password": "12345678"}))
+    G["bboard"] = Board(root, _chip())
+
+
+def main_boot():
+    import mainloop
+
+    b = G["bboard"]
+    G["bmain"] = mainloop.boot(b, b.ROOT + "/config.json")
 
 
 # **** the load profile read at 1 day and at 365 days of rows ****
@@ -510,6 +585,14 @@ def steps():
         s.append(("table.flashrows_close_frees.%d" % k, t_rows_close(k)))
     if LFS:
         s.append((None, lfs_rows))
+        for geo, _ in LFS_GEOMETRIES:
+            mount, boot = lfs_boot(geo)
+            s.append((None, mount))
+            s.append(("lfsboot.objects.%s" % geo, boot))
+            s.append((None, lfs_drop))
+    s.append(("drop.config", drop_config))
+    s.append((None, board_for_boot))
+    s.append(("boot.mainloop_boot", main_boot))
     s.append((None, lambda: reads("lp15min3360", 900, 3360)))
     s.append((None, lambda: reads("lp60min8760", 3600, 8760)))
     return s

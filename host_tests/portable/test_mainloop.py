@@ -467,6 +467,36 @@ def test_boot_with_a_config_file():
         _rmtree(root)
 
 
+def test_boot_drops_the_config_module_it_loaded():
+    # config.py is boot-only: boot() imports it and drops it from sys.modules again, so its
+    # code can be collected (tools/bench_heap.py drop.config); the log works without it. A
+    # config module imported before boot (a test, a tool) is left alone.
+    saved = sys.modules.pop("config")
+    root = _tmp()
+    try:
+        path = root + "/config.json"
+        with open(path, "w") as f:
+            f.write('{"recording_interval": 7}')
+        board = FakeBoard(root)
+        m = mainloop.boot(board, path)
+        board.main = m
+        assert "config" not in sys.modules and not hasattr(mainloop, "config")
+        assert m.meter.cfg is None  # the builders' input, not kept either
+        m.log(["fault 1 at 5 ms: after boot"])
+        log = _read(root + "/" + mainloop.LOG)
+        assert "recording_interval 7 invalid" in log and log.endswith("after boot\n")
+        m.run(20)
+        assert m.faults == 0
+        sys.modules["config"] = saved
+        board = FakeBoard(root)
+        m = mainloop.boot(board, path)
+        board.main = m
+        assert sys.modules["config"] is saved
+    finally:
+        sys.modules["config"] = saved
+        _rmtree(root)
+
+
 # **** allocation ****
 
 

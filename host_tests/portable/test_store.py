@@ -74,22 +74,69 @@ def small(d, cap=20, name="lg"):
     return SegmentLog(d, name, PAY, cap, seg_bytes=SEG)
 
 
+def multi(d, cap=50, name="lg"):
+    # Segments of several units, as a long profile has (4 files at most: 18 records in 2 units
+    # of 128 bytes a segment, 4 segments, 72 slots for 50 records).
+    return SegmentLog(d, name, PAY, cap, seg_bytes=SEG, max_files=4)
+
+
 # **** round trip, wrap, reboot ****
 
 
 def test_geometry_of_the_meter_logs():
     with TmpDir() as d:
         lp = FlashRows(d, "lp", 3360, (4, 4, 4, 4))  # load profile: 4 values of 4 bytes
-        assert (lp.log.rec, lp.log.per_seg, lp.log.n_seg) == (29, 141, 25)
-        assert lp.log.reads == lp.log.total == 3525  # the boot scan reads every slot once
+        # 7 files of 4 blocks (564 records of 29 bytes = 16356 bytes), not 25 of one block
+        assert (lp.log.rec, lp.log.per_seg, lp.log.n_seg) == (29, 564, 7)
+        assert lp.log.reads == lp.log.total == 3948  # the boot scan reads every slot once
         lp.close()
+        year = FlashRows(d, "year", 8760, (4, 4, 4, 4))  # a year of hourly rows
+        assert (year.log.per_seg, year.log.n_seg) == (1271, 8)  # 9 blocks a file, not 64 files
+        year.close()
         bill = FlashRows(d, "bill", 24, (8,) * 7 + (4,) * 3 + (2,))  # billing: 11 values
         assert (bill.log.rec, bill.log.per_seg, bill.log.n_seg) == (83, 49, 2)
         bill.close()
         cp = CheckpointStore(d, "cp", 128)
         assert (cp.rec, cp.per_seg, cp.n_seg) == (134, 30, 2)
         cp.close()
-        assert len(os.listdir(d)) == 25 + 2 + 2
+        assert len(os.listdir(d)) == 7 + 8 + 2 + 2
+
+
+def test_segment_count_is_bounded_and_capacity_kept():
+    # For any capacity and record size: at most max_files files of whole 4096-byte units, the
+    # records of all but the spare segment cover the capacity, and the segments are the
+    # smallest whole units that do (one unit, as before, while 7 one-unit segments suffice).
+    for rec_pay in (1, 25, 381):
+        for cap in (1, 24, 141, 142, 987, 988, 3360, 8760):
+            for files in (2, 8):
+                log = SegmentLog("/x", "g", rec_pay, cap, _NullFS(), 4096, files)
+                rec, per, n = log.rec, log.per_seg, log.n_seg
+                assert n <= files and (n - 1) * per >= cap, (rec, cap, files, per, n)
+                units = (per * rec + 4095) // 4096
+                assert per == units * 4096 // rec, (rec, cap, per)
+                if units > 1:  # one unit less would need more files
+                    smaller = (units - 1) * 4096 // rec
+                    assert (cap + smaller - 1) // smaller + 1 > files, (rec, cap, per)
+                else:
+                    assert per == 4096 // rec
+
+
+class _NullFS:
+    # Files that hold nothing: the geometry without touching a disk.
+    def mkdir(self, path):
+        pass
+
+    def open(self, path, mode):
+        return self
+
+    def seek(self, off):
+        pass
+
+    def readinto(self, buf):
+        return 0
+
+    def close(self):
+        pass
 
 
 def test_empty_log():
@@ -156,7 +203,7 @@ def test_capacity_is_readable_while_the_oldest_segment_is_overwritten():
 # **** power cuts and corruption ****
 
 
-def _cut_sweep(d, n0, cap):
+def _cut_sweep(d, n0, cap, small=small):
     # Log holding seqs 0..n0-1; the next append (seq n0) is cut after k bytes for every k, then
     # its bytes are corrupted one at a time. Always: the torn/corrupt record is not served,
     # every earlier one is, and the next append after the reboot works.
@@ -215,6 +262,22 @@ def test_power_cut_at_every_byte_overwriting_the_oldest_segment():
 def test_power_cut_at_every_byte_of_the_first_record():
     with TmpDir() as d:
         _cut_sweep(d, 0, 20)
+
+
+def test_multi_unit_segments_keep_capacity_and_survive_cuts():
+    with TmpDir() as d:
+        log = multi(d)
+        assert (log.rec, log.per_seg, log.n_seg, log.total) == (14, 18, 4, 72)
+        fill(log, 0, 50)
+        for n in range(50, 50 + 2 * log.total):  # every phase of two ring turns
+            fill(log, n, 1)
+            if n % 7 == 0 or n % log.per_seg == 0:
+                expect(log, n - 49, n)
+        log.close()
+    with TmpDir() as d:
+        _cut_sweep(d, 72, 50, multi)  # ring wrapped: slot 0 of segment 0, overwritten in place
+    with TmpDir() as d:
+        _cut_sweep(d, 72 + 18 + 13, 50, multi)  # second unit of segment 1 on the second turn
 
 
 def test_corrupt_record_in_the_middle_ends_the_run():
@@ -825,32 +888,32 @@ def _row_tuple(rows, i):
     return (row.days, row.secs, row.status, bytes(row.vals))
 
 
-def _lfs_cut_sweep(vfs, n_fill):
+def _lfs_cut_sweep(vfs, n_fill, cap=300):
     # A log of n_fill rows; the next append is cut at each flash operation in turn (the one
     # cut programs half its bytes) until an append completes. After the reboot the log holds
     # the rows before, plus the new one or not, all readable, and takes the next append.
     bd, mp = _lfs_fresh(vfs)
     d = mp + "/m"
-    rows = FlashRows(d, "lp", 300, (4, 4, 4, 4))
+    rows = FlashRows(d, "lp", cap, (4, 4, 4, 4))
     v = bytearray(16)
     for k in range(n_fill):
         rows.append(9000, k, 0, v)
     rows.close()
     vfs.umount(mp)
     image = bd.image()
-    for budget in range(80):
+    for budget in range(200):
         bd = RamBlocks(64, image)
         _mount(vfs, bd, mp)
-        rows = FlashRows(d, "lp", 300, (4, 4, 4, 4))
+        rows = FlashRows(d, "lp", cap, (4, 4, 4, 4))
         bd.budget = budget
         r = rows.append(9000, n_fill, 7, v)
         _close_quietly(rows)
         vfs.umount(mp)
         _mount(vfs, RamBlocks(64, bd.image()), mp)  # reboot
-        rows = FlashRows(d, "lp", 300, (4, 4, 4, 4))
+        rows = FlashRows(d, "lp", cap, (4, 4, 4, 4))
         n = rows.base() + rows.count()
         assert n == n_fill + 1 or (n == n_fill and r == ERR_IO), (budget, n, r)
-        assert rows.count() == min(300, n)
+        assert rows.count() == min(cap, n)
         row = Row(16)
         for i in range(rows.count()):
             assert rows.read(i, row) and row.secs == rows.base() + i, (budget, i)
@@ -866,6 +929,42 @@ def test_littlefs_power_cut_at_every_flash_operation():
     vfs = _lfs()
     for n_fill in (0, 141, 250, 600):  # first record; new segment; a file's end; in place
         assert _lfs_cut_sweep(vfs, n_fill) > 0  # reached a complete append
+
+
+def test_littlefs_power_cut_in_a_two_block_segment():
+    # 1000 rows: 5 files of 2 blocks (282 records). Rewriting the first block of a segment in
+    # place makes littlefs copy the second one too: cut at every operation of that.
+    vfs = _lfs()
+    for n_fill in (1410, 1410 + 282 + 200):  # slot 0 of segment 0; 2nd block of segment 1
+        assert _lfs_cut_sweep(vfs, n_fill, 1000) > 0
+
+
+def _erases_per_append(vfs, cap):
+    # Erases per append over one full segment in steady state (ring wrapped), and blocks per
+    # segment.
+    bd, mp = _lfs_fresh(vfs)
+    rows = FlashRows(mp + "/m", "w", cap, (4, 4, 4, 4))
+    log = rows.log
+    v = bytearray(16)
+    for k in range(log.total + 5):
+        rows.append(9000, k, 0, v)
+    e = bd.erases
+    for k in range(log.per_seg):
+        rows.append(9001, k, 0, v)
+    rows.close()
+    vfs.umount(mp)
+    return (bd.erases - e) / log.per_seg, (log.per_seg * log.rec + 4095) // 4096
+
+
+def test_littlefs_erases_per_append_grow_with_the_segment():
+    # store.py's price of fewer files: (B + 1) / 2 erases per append on average for segments
+    # of B blocks (copy-on-write of the file from the changed block on), 1 for one block.
+    vfs = _lfs()
+    one, b1 = _erases_per_append(vfs, 300)
+    two, b2 = _erases_per_append(vfs, 1000)
+    assert (b1, b2) == (1, 2)
+    assert 0.9 <= one <= 1.2, one
+    assert 1.3 <= two <= 1.5 + 0.2, two
 
 
 def _close_quietly(rows):
