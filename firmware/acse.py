@@ -124,7 +124,7 @@ class Aarq:
         if end - p < 2 or buf[p] != _OCTET_STRING:
             return False
         q = _ber_len(buf, p + 1, end, self)
-        if q < 0 or q + self._len != end:
+        if q < 0 or q + self._len != end or q == end:  # empty: no InitiateRequest tag
             return False
         if buf[q] != _INITIATE_REQUEST:
             self.ciphered = True  # glo-/ded-initiate-request: ciphered contexts, not served
