@@ -8,7 +8,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.append(os.path.join(ROOT, "tools"))  # last: tools/config.py must not shadow firmware/config.py
 
 import bench_budget  # noqa: E402
 import hosttools  # noqa: E402

@@ -15,7 +15,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
 TOOL = os.path.join(ROOT, "tools", "test_board.py")
-sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.append(os.path.join(ROOT, "tools"))  # last: tools/config.py must not shadow firmware/config.py
 import test_board  # noqa: E402
 
 MICROPYTHON = os.path.join(os.path.dirname(PY), "micropython")

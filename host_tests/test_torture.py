@@ -33,8 +33,12 @@ def test_torture_run(runtime, cuts, tmp_path):
     m = re.search(r"^cuts: (\d+) \((.*)\)$", out, re.M)
     assert m and int(m.group(1)) == cuts, out
     seen = dict(kv.split() for kv in m.group(2).split(", "))
-    want = KINDS if runtime == "micropython" else ("backfill",)
+    # The first cut of an epoch lands in the backfill, or at start-up when the backfill was
+    # quicker than the torture guessed (machine speed): either is a cut before READY.
+    want = [k for k in KINDS if k not in ("backfill", "startup")] if runtime == "micropython" \
+        else []
     assert all(k in seen for k in want), seen
+    assert "backfill" in seen or "startup" in seen, seen
     assert int(re.search(r"^restarts: (\d+)$", out, re.M).group(1)) >= cuts
     assert int(re.search(r"^rows checked: (\d+)$", out, re.M).group(1)) > 0
     assert int(re.search(r"^rows lost per cut \(max\): (\d+)$", out, re.M).group(1)) <= 1
