@@ -155,7 +155,7 @@ def test_mpremote_command_lines(bundle, tmp_path, keep):
     assert p.returncode == 0, p.stdout + p.stderr
     calls = [json.loads(x) for x in log.read_text().splitlines()]
     port = ["connect", "/dev/ttyACM7"]
-    runner_args = ["tb/fw", "tb/tests", "tb/tools/stubs", "-k", "check", "test_fcs16"]
+    runner_args = ["tb/fw", "tb/tests", "tb/tools/stubs", "--board", "-k", "check", "test_fcs16"]
     expect = [
         port + ["fs", "touch", ":no-wdt", "+", "reset"],
         port + ["fs", "cp", "-r", os.path.join(stage, "tb"), ":"],

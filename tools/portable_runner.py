@@ -3,8 +3,12 @@
 # MicroPython WebAssembly port, and a board through mpremote (tools/test_board.py: there the
 # tests are compiled, test_*.mpy). Needs only sys, os, gc, time.
 #
-#   <python> tools/portable_runner.py FIRMWARE_DIR TESTS_DIR STUBS_DIR [-k SUBSTRING] [MODULE ...]
+#   <python> tools/portable_runner.py FIRMWARE_DIR TESTS_DIR STUBS_DIR [--board] [-k SUBSTRING]
+#            [MODULE ...]
 #
+# --board: the tests run on a board (tools/test_board.py, also its --port local): sets
+# support.ON_BOARD, so the tests sized for a PC's heap skip there when the heap is too small
+# (support.need_heap) instead of failing with MemoryError.
 # Prints "RUN name" before and "PASS|FAIL|SKIP name" after each test, then one summary line
 # "<runtime>: N passed, M failed, K skipped". Exit status is 1 when a test failed or none ran.
 import gc
@@ -70,9 +74,40 @@ def _unload(keep, dirs):
     gc.collect()
 
 
+def _forget_failed():
+    # A module whose import raised is taken out of sys.modules, but MicroPython (1.29) only
+    # marks its slot of the dict's hash table as deleted and leaves the value there: the
+    # collector still sees the half-imported module, its globals and all they hold (measured:
+    # after one MemoryError on import at 256 KB heap, 170 KB stayed taken and every later
+    # module failed to import). `del sys.modules[k]` does clear the value, the importer does
+    # not. A rehash copies only the live entries into a new table, so insert dummy keys
+    # (small ints: no allocation of their own) until the table is reallocated, which shows as
+    # a gc.mem_alloc() step, then delete them again.
+    if sys.implementation.name != "micropython":
+        return
+    mods = sys.modules
+    key = -1
+    gc.collect()
+    gc.disable()  # no collection in between: mem_alloc() moves only by the table's size
+    try:
+        before = gc.mem_alloc()
+        while key > -4096 and gc.mem_alloc() == before:
+            mods[key] = None
+            key -= 1
+    finally:
+        gc.enable()
+    while key < -1:
+        key += 1
+        del mods[key]
+
+
 def main(argv):
     firmware_dir, tests_dir, stubs_dir = argv[0], argv[1], argv[2]
     rest = argv[3:]
+    on_board = False
+    if rest and rest[0] == "--board":
+        on_board = True
+        rest = rest[1:]
     pattern = None
     if len(rest) >= 2 and rest[0] == "-k":
         pattern = rest[1]
@@ -86,6 +121,7 @@ def main(argv):
         sys.path.insert(0, stubs_dir)
     import support
 
+    support.ON_BOARD = on_board
     keep = set(sys.modules)
     dirs = (firmware_dir, tests_dir)
     passed = failed = skipped = 0
@@ -96,12 +132,14 @@ def main(argv):
             # a module that needs what this runtime lacks (e.g. the host-side chip model)
             print("SKIP", modname, "(module) -", e.args[0] if e.args else "")
             skipped += 1
+            _forget_failed()
             _unload(keep, dirs)
             continue
         except Exception as e:
             print("FAIL", modname, "(import)")
             _print_exc(e)
             failed += 1
+            _forget_failed()
             _unload(keep, dirs)
             continue
         names = sorted(n for n in dir(mod) if n.startswith("test_"))

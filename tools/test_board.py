@@ -255,7 +255,7 @@ def run(target, a, stage_dir, mods, where):
             print("test-board: figures on %s %s" % (a.board, where), flush=True)
             bench = collect(target.run(BENCH), a.timeout,
                             lambda line: a.v and print(line, flush=True))
-        args = ["tb/fw", "tb/tests", "tb/tools/stubs"] + (["-k", a.k] if a.k else []) + \
+        args = ["tb/fw", "tb/tests", "tb/tools/stubs", "--board"] + (["-k", a.k] if a.k else []) + \
             (a.modules or mods)
         print("test-board: tests on %s %s" % (a.board, where), flush=True)
         t = Tests(a.v)

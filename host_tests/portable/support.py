@@ -68,3 +68,22 @@ def alloc_bytes(fn, arg):
 def assert_no_alloc(fn, arg, what):
     used = alloc_bytes(fn, arg)
     assert used == 0, "%s allocated %d bytes" % (what, used)
+
+
+# Set by tools/portable_runner.py --board (tools/test_board.py): the tests run on a board, or
+# under the unix port in its place (test-board PORT=local), with a board's heap.
+ON_BOARD = False
+
+
+def need_heap(nbytes, what):
+    # A test whose tables are sized for a PC (a full default meter with rows in RAM, a 93 KB
+    # frame stream, a LittleFS image) skips on a board whose free heap, after a collection,
+    # is below nbytes: there a MemoryError says nothing about the firmware. Never skips on the
+    # host runtimes' own runs (make test): they must run every test.
+    if not (ON_BOARD and IS_MICROPYTHON):
+        return
+    gc.collect()
+    free = gc.mem_free()
+    if free < nbytes:
+        raise SkipTest("needs ~%d KB of heap for %s, this board has %d KB free"
+                       % ((nbytes + 1023) // 1024, what, free // 1024))

@@ -264,6 +264,7 @@ def test_a_section_of_the_wrong_type_takes_its_defaults():
 
 
 def test_no_password_no_management_association():
+    support.need_heap(190 * 1024, 'no password no management association')  # 64-bit unix port, fresh process, +10 %
     cfg, msgs = config.validate({})
     assert cfg["lls_password"] is None and msgs == [NOTICE]
     assert [c.sap for c in model.Meter(cfg).clients] == [16]
@@ -274,6 +275,7 @@ def test_no_password_no_management_association():
 
 
 def test_a_valid_password_enables_the_management_association():
+    support.need_heap(350 * 1024, 'a valid password enables the management ')  # 64-bit unix port, fresh process, +10 %
     for pw in (PW, "a", " " * 16, "~!@#$%^&*()_+{}|"):
         cfg, msgs = config.validate({"lls_password": pw})
         assert msgs == [] and cfg["lls_password"] == pw

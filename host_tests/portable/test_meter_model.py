@@ -3,7 +3,7 @@
 import cosem
 from app_util import aarq, get, get_list, get_next, set_req
 from model import Meter
-from support import assert_no_alloc, unhex
+from support import assert_no_alloc, unhex, need_heap
 
 LN_ASSOC = unhex("00 00 28 00 00 FF")
 LN_CLOCK = unhex("00 00 01 00 00 FF")
@@ -92,6 +92,7 @@ class _Session:
 
 
 def test_head_end_session_allocates_nothing():
+    need_heap(207 * 1024, 'head end session allocates nothing')  # 64-bit unix port, fresh process, +10 %
     m = _meter()
     s = _Session(m)
     s.run(0)
@@ -107,6 +108,7 @@ def test_head_end_session_allocates_nothing():
 
 
 def test_session_results():
+    need_heap(207 * 1024, 'session results')  # 64-bit unix port, fresh process, +10 %
     m = _meter(96 * 3)
     s = _Session(m)
     srv = m.server

@@ -10,7 +10,7 @@ import model
 import rows
 from clock import date_to_days
 from energy import Energy
-from support import assert_no_alloc
+from support import assert_no_alloc, need_heap
 
 LP = "1-0:99.1.0*255"
 BILL = "1-0:98.1.0*255"
@@ -219,6 +219,7 @@ def test_clock_set_backward_holds_rows_until_time_passes_the_last_one():
 
 
 def test_dst_started_and_ended_rows():
+    need_heap(252 * 1024, 'dst started and ended rows')  # 64-bit unix port, fresh process, +10 %
     for month, day, bit in ((3, 31, capture.ST_DST_STARTED), (10, 27, capture.ST_DST_ENDED)):
         d = date_to_days(2024, month, day)
         rig = Rig({}, d, 0)
@@ -249,6 +250,7 @@ def test_billing_never_repeats_after_a_backward_set():
 
 
 def test_billing_instant_passed_while_off_is_recorded_at_restart():
+    need_heap(151 * 1024, 'billing instant passed while off is reco')  # 64-bit unix port, fresh process, +10 %
     disk = {}
     d = date_to_days(2024, 2, 28)
     rig = Rig(disk, d, 0)
@@ -260,6 +262,7 @@ def test_billing_instant_passed_while_off_is_recorded_at_restart():
 
 
 def test_writes_wait_for_an_idle_bus_at_most_five_seconds():
+    need_heap(248 * 1024, 'writes wait for an idle bus at most five')  # 64-bit unix port, fresh process, +10 %
     rig = Rig({}, D0, 840)
     rig.run(70, step=1, idle=False)  # the 00:15 boundary passes during a busy bus
     r = rig.meter.profile(LP).rows
@@ -305,6 +308,7 @@ class Steady:
 
 
 def test_steady_state_allocation_free():
+    need_heap(129 * 1024, 'steady state allocation free')  # 64-bit unix port, fresh process, +10 %
     rig = Rig({}, D0, 0)
     rig.run(1800)
     assert_no_alloc(Steady(rig).step, 0, "metering interval")

@@ -17,7 +17,7 @@ from flashrows import FlashRows
 from hdlc import HdlcLink
 from hdlc_util import C1, C16, DISC, LLC_REQ, SNRM, SRV, frame, i_ctrl, parse, rr, split_frames
 from model import Meter
-from support import assert_no_alloc, unhex
+from support import assert_no_alloc, unhex, need_heap
 
 PASSWORD = b"lock-pw-9"
 DAY0 = 9830  # 2026-11-30, a Monday; days since 2000-01-01
@@ -436,6 +436,7 @@ def _recorded(meter):
 
 
 def test_whole_session_answers_right_and_allocates_nothing():
+    need_heap(1168 * 1024, 'whole session answers right and allocate')  # 64-bit unix port, fresh process, +10 %
     with TmpDir() as d:
         meter = build(d)
         link, steps = _recorded(meter)

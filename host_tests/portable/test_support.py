@@ -32,3 +32,22 @@ def test_values_from_2_30_allocate_on_32_bit_ports():
 
 def _shift(x):
     return x * 2
+
+
+def test_need_heap_skips_only_on_a_board_short_of_heap():
+    # make test must run every test: off a board need_heap never skips, however much it asks.
+    import support
+
+    support.need_heap(1 << 40, "a host run")
+    if not IS_MICROPYTHON:
+        return  # the flag is for MicroPython boards only
+    support.ON_BOARD = True
+    try:
+        support.need_heap(1024, "a small table")  # there is room: no skip
+        try:
+            support.need_heap(1 << 40, "an impossible table")
+            raise AssertionError("no skip")
+        except SkipTest as e:
+            assert "needs ~" in str(e) and "an impossible table" in str(e), str(e)
+    finally:
+        support.ON_BOARD = False
