@@ -35,12 +35,14 @@ LLC_RSP = b"\xE6\xE7\x00"
 
 
 def frame(dst, src, ctrl, info=b"", seg=False):
+    # dst: address bytes; src: a one-byte client address, or address bytes (a meter's answer).
+    src = bytes([src]) if isinstance(src, int) else src
     body = bytearray()
-    length = 2 + len(dst) + 1 + 1 + 2 + ((len(info) + 2) if info else 0)
+    length = 2 + len(dst) + len(src) + 1 + 2 + ((len(info) + 2) if info else 0)
     body.append(0xA0 | (0x08 if seg else 0) | (length >> 8))
     body.append(length & 0xFF)
     body += dst
-    body.append(src)
+    body += src
     body.append(ctrl)
     if info:
         h = crc_x25(body)

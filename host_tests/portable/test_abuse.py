@@ -20,7 +20,6 @@ from hdlc_util import (
     SRV,
     UI,
     EchoApp,
-    crc_x25,
     feed,
     frame,
     i_ctrl,
@@ -54,20 +53,7 @@ UA_DEFAULTS = unhex("81 80 12 05 01 80 06 01 80 07 04 00 00 00 01 08 04 00 00 00
 
 def answer(ctrl, info=b"", client=C16, srv=SRV, seg=False):
     # The frame a meter at address srv sends to client: built independently of firmware/.
-    body = bytearray()
-    length = 2 + 1 + len(srv) + 1 + 2 + ((len(info) + 2) if info else 0)
-    body.append(0xA0 | (0x08 if seg else 0) | (length >> 8))
-    body.append(length & 0xFF)
-    body.append(client)
-    body += srv
-    body.append(ctrl)
-    if info:
-        h = crc_x25(body)
-        body += bytes([h & 0xFF, h >> 8])
-        body += info
-    f = crc_x25(body)
-    body += bytes([f & 0xFF, f >> 8])
-    return b"\x7e" + bytes(body) + b"\x7e"
+    return frame(bytes([client]), srv, ctrl, info, seg)
 
 
 def params(max_tx, max_rx, wtx=1, wrx=1):
