@@ -447,15 +447,21 @@ class _AllocatesOnce:
         return self.read(buf, n)
 
 
+def _boot_file(root, text):
+    # mainloop.boot() as a board's main.py calls it, with config.json holding text.
+    path = root + "/config.json"
+    with open(path, "w") as f:
+        f.write(text)
+    board = FakeBoard(root)
+    m = mainloop.boot(board, path)
+    board.main = m
+    return board, m
+
+
 def test_boot_with_a_config_file():
     root = _tmp()
     try:
-        path = root + "/config.json"
-        with open(path, "w") as f:
-            f.write('{"hdlc": {"unit_id": 18, "baud": 19200}, "recording_interval": 7}')
-        board = FakeBoard(root)
-        m = mainloop.boot(board, path)
-        board.main = m
+        board, m = _boot_file(root, '{"hdlc": {"unit_id": 18, "baud": 19200}, "recording_interval": 7}')
         assert m.link.unit_id == 18 and board.bauds == [19200]
         assert m.engine.period == 900  # 7 s is invalid: the default, with a message
         log = _read(root + "/" + mainloop.LOG)
@@ -474,12 +480,7 @@ def test_boot_drops_the_config_module_it_loaded():
     saved = sys.modules.pop("config")
     root = _tmp()
     try:
-        path = root + "/config.json"
-        with open(path, "w") as f:
-            f.write('{"recording_interval": 7}')
-        board = FakeBoard(root)
-        m = mainloop.boot(board, path)
-        board.main = m
+        board, m = _boot_file(root, '{"recording_interval": 7}')
         assert "config" not in sys.modules and not hasattr(mainloop, "config")
         assert m.meter.cfg is None  # the builders' input, not kept either
         m.log(["fault 1 at 5 ms: after boot"])
@@ -488,9 +489,7 @@ def test_boot_drops_the_config_module_it_loaded():
         m.run(20)
         assert m.faults == 0
         sys.modules["config"] = saved
-        board = FakeBoard(root)
-        m = mainloop.boot(board, path)
-        board.main = m
+        _boot_file(root, '{"recording_interval": 7}')
         assert sys.modules["config"] is saved
     finally:
         sys.modules["config"] = saved
