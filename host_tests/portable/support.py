@@ -75,15 +75,24 @@ def assert_no_alloc(fn, arg, what):
 ON_BOARD = False
 
 
-def need_heap(nbytes, what):
+def need_heap(nbytes, block=0):
     # A test whose tables are sized for a PC (a full default meter with rows in RAM, a 93 KB
     # frame stream, a LittleFS image) skips on a board whose free heap, after a collection,
-    # is below nbytes: there a MemoryError says nothing about the firmware. Never skips on the
-    # host runtimes' own runs (make test): they must run every test.
+    # is below nbytes, or which cannot give it one free block of `block` bytes (its largest
+    # single allocation): there a MemoryError says nothing about the firmware. Free heap alone
+    # is not enough: an ESP32's heap comes in separate areas, and any heap fragments. Never
+    # skips on the host runtimes' own runs (make test): they must run every test.
     if not (ON_BOARD and IS_MICROPYTHON):
         return
     gc.collect()
     free = gc.mem_free()
     if free < nbytes:
-        raise SkipTest("needs ~%d KB of heap for %s, this board has %d KB free"
-                       % ((nbytes + 1023) // 1024, what, free // 1024))
+        raise SkipTest("needs ~%d KB of heap, this board has %d KB free"
+                       % ((nbytes + 1023) // 1024, free // 1024))
+    if block:
+        try:
+            bytearray(block)
+        except MemoryError:
+            raise SkipTest("needs one free block of ~%d KB, this board has %d KB free but no "
+                           "such block" % ((block + 1023) // 1024, free // 1024))
+        gc.collect()

@@ -175,7 +175,7 @@ def _object_list():
 
 
 def test_two_meters_on_one_bus_each_answer_only_their_own_frames():
-    need_heap(114 * 1024, 'two meters on one bus each answer only t')  # 64-bit unix port, fresh process, +10 %
+    need_heap(114 * 1024)  # 64-bit unix port, fresh process, +10 %
     for mode in MODES:
         links = [stack(17)[0], stack(18)[0]]
         alone = [stack(17)[0], stack(18)[0]]
@@ -419,7 +419,7 @@ def test_out_of_sequence_i_frames_are_not_delivered():
 
 
 def test_oversize_frames_get_frmr_or_silence_then_recover():
-    need_heap(101 * 1024, 'oversize frames get frmr or silence then')  # 64-bit unix port, fresh process, +10 %
+    need_heap(101 * 1024)  # 64-bit unix port, fresh process, +10 %
     # Longer than the receive buffer (max_info_rx 128 + header): connected and from our
     # client FRMR Y (rejected control, V(S)/V(R), reason), the FCS could not be checked;
     # disconnected or from another client: silence. DISC or SNRM clears the condition.

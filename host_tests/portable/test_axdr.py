@@ -505,7 +505,7 @@ def test_malformed_input():
 
 
 def test_deep_nesting_and_long_array_without_recursion():
-    need_heap(241 * 1024, 'deep nesting and long array without recu')  # 64-bit unix port, fresh process, +10 %
+    need_heap(241 * 1024, block=71 * 1024)  # 64-bit unix port, fresh process, +10 %
     depth = 2000
     data = b"\x02\x01" * depth + b"\x00"
     assert axdr.value_end(data, 0, len(data)) == 2 * depth + 1

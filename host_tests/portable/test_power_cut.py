@@ -447,7 +447,7 @@ def offsets(n):
 
 
 def test_reference_run_captures_what_the_script_says():
-    need_heap(121 * 1024, 'reference run captures what the script s')  # 64-bit unix port, fresh process, +10 %
+    need_heap(121 * 1024)  # 64-bit unix port, fresh process, +10 %
     ref = reference()
     lp = [r for r, _ in ref.lp]
     h = 3600
@@ -493,7 +493,7 @@ def _sweep(ks, every_byte):
 
 
 def test_power_cut_at_every_flash_operation():
-    need_heap(162 * 1024, 'power cut at every flash operation')  # 64-bit unix port, fresh process, +10 %
+    need_heap(162 * 1024)  # 64-bit unix port, fresh process, +10 %
     # Every file creation, row append and checkpoint save of the script, each cut at the
     # byte counts of offsets(): 52 operations, 482 cuts.
     ref = reference()
@@ -502,7 +502,7 @@ def test_power_cut_at_every_flash_operation():
 
 
 def test_power_cut_at_every_byte_of_every_row_write():
-    need_heap(155 * 1024, 'power cut at every byte of every row wri')  # 64-bit unix port, fresh process, +10 %
+    need_heap(155 * 1024)  # 64-bit unix port, fresh process, +10 %
     # The 20 load-profile and the 2 billing row appends, each cut after 0 .. 29 (83) bytes:
     # 768 cuts.
     ref = reference()
@@ -511,7 +511,7 @@ def test_power_cut_at_every_byte_of_every_row_write():
 
 
 def test_power_cut_at_every_byte_of_two_checkpoints():
-    need_heap(146 * 1024, 'power cut at every byte of two checkpoin')  # 64-bit unix port, fresh process, +10 %
+    need_heap(146 * 1024)  # 64-bit unix port, fresh process, +10 %
     # A checkpoint reusing the first slot of a segment (the 7th: slot 2 = segment 1, second
     # turn) and the one the start-up after the outage writes (holding its power-down row,
     # written next), each cut after 0 .. 489 bytes: 980 cuts.
@@ -524,7 +524,7 @@ def test_power_cut_at_every_byte_of_two_checkpoints():
 
 
 def test_replayed_images_are_what_a_cut_run_leaves():
-    need_heap(196 * 1024, 'replayed images are what a cut run leave')  # 64-bit unix port, fresh process, +10 %
+    need_heap(196 * 1024)  # 64-bit unix port, fresh process, +10 %
     # The sweeps boot from images rebuilt from the log; here real runs lose power at every
     # operation (after some byte count): the files left and the meter's state at the cut are
     # the same, and nothing runs on after the cut.
@@ -580,7 +580,7 @@ def test_steady_state_on_real_files_allocation_free():
 
 
 def test_power_down_marked_on_the_interval_it_failed_in_after_a_clock_set():
-    need_heap(91 * 1024, 'power down marked on the interval it fai')  # 64-bit unix port, fresh process, +10 %
+    need_heap(91 * 1024)  # 64-bit unix port, fresh process, +10 %
     # Minimal: fresh meter at 31 Jan 00:00 UTC, 20 polls; the clock is set forward to 04:00
     # local (03:00 UTC): the poll at 03:01 closes 00:30 (bit 5), checkpoint says L = 00:30.
     # Power off at 03:05, back at 03:07, inside the interval (03:00, 03:15] it failed in.
@@ -618,7 +618,7 @@ def test_power_down_marked_on_the_interval_it_failed_in_after_a_clock_set():
 
 
 def test_first_billing_instant_passed_while_off_is_recorded():
-    need_heap(150 * 1024, 'first billing instant passed while off i')  # 64-bit unix port, fresh process, +10 %
+    need_heap(150 * 1024)  # 64-bit unix port, fresh process, +10 %
     # Minimal, no torn write: meter from 31 Jan 22:40 UTC (23:40 local), row 22:45 recorded;
     # power off at 22:50, back at 1 Feb 00:20 UTC. The billing instant 1 Feb 00:00 local
     # (31 Jan 23:00 UTC) passed while it was off: "due at once" (metering.py header). The

@@ -171,7 +171,7 @@ def test_empty_profile():
 
 
 def test_35_days_of_15_minute_rows():
-    need_heap(353 * 1024, '35 days of 15 minute rows')  # 64-bit unix port, fresh process, +10 %
+    need_heap(353 * 1024, block=123 * 1024)  # 64-bit unix port, fresh process, +10 %
     pg = load_profile(3360)
     res, got = drain(pg, 2, stage=cosem.STAGE_SIZE)
     assert res == cosem.SUCCESS
@@ -432,6 +432,7 @@ def _read_all(ctx):
 
 
 def test_no_alloc_full_read_and_selections():
+    need_heap(92 * 1024, block=52 * 1024)  # 64-bit unix port, fresh process, +10 %
     pg = load_profile(3360)
     stage = bytearray(cosem.STAGE_SIZE)
     rd = axdr.Reader()

@@ -436,7 +436,7 @@ def _recorded(meter):
 
 
 def test_whole_session_answers_right_and_allocates_nothing():
-    need_heap(1168 * 1024, 'whole session answers right and allocate')  # 64-bit unix port, fresh process, +10 %
+    need_heap(1168 * 1024)  # 64-bit unix port, fresh process, +10 %
     with TmpDir() as d:
         meter = build(d)
         link, steps = _recorded(meter)

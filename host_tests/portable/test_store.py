@@ -856,7 +856,7 @@ def _lfs_fresh(vfs):
 
 
 def test_littlefs_round_trip_reboot_and_allocation():
-    need_heap(1180 * 1024, 'littlefs round trip reboot and allocatio')  # 64-bit unix port, fresh process, +10 %
+    need_heap(1180 * 1024, block=282 * 1024)  # 64-bit unix port, fresh process, +10 %
     vfs = _lfs()
     bd, mp = _lfs_fresh(vfs)
     d = mp + "/m"
@@ -927,14 +927,14 @@ def _lfs_cut_sweep(vfs, n_fill, cap=300):
 
 
 def test_littlefs_power_cut_at_every_flash_operation():
-    need_heap(1459 * 1024, 'littlefs power cut at every flash operat')  # 64-bit unix port, fresh process, +10 %
+    need_heap(1459 * 1024, block=282 * 1024)  # 64-bit unix port, fresh process, +10 %
     vfs = _lfs()
     for n_fill in (0, 141, 250, 600):  # first record; new segment; a file's end; in place
         assert _lfs_cut_sweep(vfs, n_fill) > 0  # reached a complete append
 
 
 def test_littlefs_power_cut_in_a_two_block_segment():
-    need_heap(1459 * 1024, 'littlefs power cut in a two block segmen')  # 64-bit unix port, fresh process, +10 %
+    need_heap(1459 * 1024, block=282 * 1024)  # 64-bit unix port, fresh process, +10 %
     # 1000 rows: 5 files of 2 blocks (282 records). Rewriting the first block of a segment in
     # place makes littlefs copy the second one too: cut at every operation of that.
     vfs = _lfs()
@@ -960,7 +960,7 @@ def _erases_per_append(vfs, cap):
 
 
 def test_littlefs_erases_per_append_grow_with_the_segment():
-    need_heap(603 * 1024, 'littlefs erases per append grow with the')  # 64-bit unix port, fresh process, +10 %
+    need_heap(603 * 1024, block=282 * 1024)  # 64-bit unix port, fresh process, +10 %
     # store.py's price of fewer files: (B + 1) / 2 erases per append on average for segments
     # of B blocks (copy-on-write of the file from the changed block on), 1 for one block.
     vfs = _lfs()

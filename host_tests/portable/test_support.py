@@ -1,4 +1,6 @@
 # The allocation detector must see allocations, or every "allocates nothing" proof is void.
+import gc
+
 from support import IS_MICROPYTHON, SkipTest, alloc_bytes
 
 
@@ -38,16 +40,65 @@ def test_need_heap_skips_only_on_a_board_short_of_heap():
     # make test must run every test: off a board need_heap never skips, however much it asks.
     import support
 
-    support.need_heap(1 << 40, "a host run")
-    if not IS_MICROPYTHON:
-        return  # the flag is for MicroPython boards only
-    support.ON_BOARD = True
+    was = support.ON_BOARD  # True when this runs on a board (make test-board): put it back
     try:
-        support.need_heap(1024, "a small table")  # there is room: no skip
+        support.ON_BOARD = False
+        support.need_heap(1 << 40)
+        if not IS_MICROPYTHON:
+            return  # the flag is for MicroPython boards only
+        support.ON_BOARD = True
+        support.need_heap(1024)  # there is room: no skip
         try:
-            support.need_heap(1 << 40, "an impossible table")
+            support.need_heap(1 << 40)
             raise AssertionError("no skip")
         except SkipTest as e:
-            assert "needs ~" in str(e) and "an impossible table" in str(e), str(e)
+            assert str(e).startswith("needs ~1073741824 KB of heap, this board has "), str(e)
     finally:
-        support.ON_BOARD = False
+        support.ON_BOARD = was
+
+
+def test_need_heap_checks_the_largest_block_on_a_board():
+    import sys
+
+    import support
+
+    if not IS_MICROPYTHON:
+        raise SkipTest("CPython has no heap to check")
+    was = support.ON_BOARD
+    support.ON_BOARD = True
+    try:
+        support.need_heap(1024, block=2048)  # there is room: no skip
+        try:
+            support.need_heap(1024, block=(1 << 30) - 1)
+            raise AssertionError("no skip")
+        except SkipTest as e:
+            assert str(e).startswith("needs one free block of ~1048576 KB, this board has "), str(e)
+        if sys.platform == "webassembly":
+            return  # that port adds heap areas on demand: it cannot be fragmented to a limit
+        # A fragmented heap: plenty free, but only 8 KB holes. Fill the heap with 8 KB blocks
+        # (the list made first, so its growth leaves no big hole), then free every other one.
+        gc.collect()
+        pins = [None] * (gc.mem_free() // 8192 + 1)
+        n = 0
+        try:
+            while n < len(pins):
+                pins[n] = bytearray(8192)
+                n += 1
+        except MemoryError:
+            pass
+        i = 0
+        while i < n:  # no range(): the heap is full here
+            pins[i] = None
+            i += 2
+        gc.collect()
+        try:
+            support.need_heap(64 * 1024, block=7 * 1024)  # fits a hole
+            try:
+                support.need_heap(64 * 1024, block=64 * 1024)
+                raise AssertionError("no skip")
+            except SkipTest as e:
+                assert "needs one free block of ~64 KB" in str(e), str(e)
+        finally:
+            pins = None
+    finally:
+        support.ON_BOARD = was
