@@ -88,18 +88,99 @@ def test_a_failing_test_exits_non_zero(bundle, tmp_path):
 
 
 def test_a_run_that_dies_exits_non_zero(bundle, tmp_path):
-    # A board that runs out of memory or resets mid-run prints no summary line.
+    # A board that runs out of memory or resets mid-run prints no summary line; the next
+    # module still runs, on its own fresh heap.
     d = _tests_dir(tmp_path, "import sys\n\n\ndef test_dies():\n    sys.exit(3)\n")
+    (tmp_path / "tests" / "test_two.py").write_text("def test_fine():\n    pass\n")
     p = _tool(["--port", "local", "--bundle", bundle, "--stage", str(tmp_path / "stage"),
                "--tests-dir", d, "--no-bench"])
     assert p.returncode == 1, p.stdout + p.stderr
     assert "  tests: no summary line: the run died or hung in test_one.test_dies" in p.stdout
+    assert "PASS test_two.test_fine" in p.stdout
+    assert "  tests: micropython64-linux: 1 passed, 0 failed, 0 skipped" in p.stdout
+
+
+def test_each_module_starts_on_a_fresh_heap(bundle, tmp_path):
+    # One runner per module: what a module leaves behind (here most of the heap, hung on the
+    # support module, which one runner keeps across modules) is gone for the next, as after a
+    # board's soft reset. The interned strings of every module loaded are such a leftover.
+    d = _tests_dir(tmp_path, "import gc\n\nimport support\n\n\ndef test_hog():\n"
+                             "    support.HOG = []\n"
+                             "    while gc.mem_free() > 64 * 1024:\n"
+                             "        support.HOG.append(bytearray(16 * 1024))\n")
+    (tmp_path / "tests" / "test_two.py").write_text(
+        "import gc\n\n\ndef test_room():\n    gc.collect()\n"
+        "    assert gc.mem_free() > 150 * 1024, gc.mem_free()\n")
+    p = _tool(["--port", "local", "--bundle", bundle, "--stage", str(tmp_path / "stage"),
+               "--tests-dir", d, "--no-bench", "--heap", "256k"])
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "PASS test_one.test_hog" in p.stdout and "PASS test_two.test_room" in p.stdout
 
 
 def test_no_bundle_is_a_setup_error(tmp_path):
     p = _tool(["--port", "local", "--bundle", str(tmp_path)])
     assert p.returncode == 2
     assert "make mpy BOARD=" in p.stdout
+
+
+# What a test may skip for on a board (tools/test_board.py stages no host-side fakes and no
+# CPython-only peers); a heap skip names the need and what the board had.
+SKIP_REASONS = ("needs the host-side fake tools/", "Gurux is a CPython library",
+                "only a 32-bit MicroPython shows this", "tools/fuzz_*.py not on the path")
+
+
+def _results(out):
+    # {test: "PASS" | "FAIL" | "SKIP heap" | "SKIP other"} from the PASS/FAIL/SKIP lines
+    res = {}
+    for line in out.splitlines():
+        word, _, rest = line.partition(" ")
+        if word not in ("PASS", "FAIL", "SKIP"):
+            continue
+        name = rest.split(" ")[0]
+        if word != "SKIP":
+            res[name] = word
+            continue
+        reason = rest.split(" - ", 1)[1]
+        if reason.startswith("needs ~"):
+            # "needs ~N KB of heap, this board has M KB free": only when M < N
+            need = int(reason.split("~")[1].split()[0])
+            have = int(reason.split("has ")[1].split()[0])
+            assert have < need, line
+            res[name] = "SKIP heap"
+        elif reason.startswith("needs one free block of ~"):
+            res[name] = "SKIP heap"
+        else:
+            assert reason.startswith(SKIP_REASONS), line
+            res[name] = "SKIP other"
+    return res
+
+
+def test_on_a_board_sized_heap_every_test_passes_or_skips_for_heap(bundle, tmp_path):
+    # The whole portable suite as make test-board runs it, on a PC-sized heap and on two
+    # board-sized ones of the 64-bit unix port (which needs more heap than a 32-bit board for
+    # the same objects, so these are harder than a Pico's ~190 KB). Each module starts on a
+    # fresh heap; a test too big for the heap skips with its need, every other test passes.
+    runs = {}
+    for heap in ("4m", "256k", "192k"):
+        p = _tool(["--port", "local", "--bundle", bundle, "--stage", str(tmp_path / "stage"),
+                   "--heap", heap, "--no-bench"])
+        assert p.returncode == 0, heap + "\n" + p.stdout[-3000:] + p.stderr
+        assert ", 0 failed, " in p.stdout
+        runs[heap] = _results(p.stdout)
+    pc = runs["4m"]
+    assert "FAIL" not in pc.values() and "SKIP heap" not in pc.values()
+    assert sum(1 for v in pc.values() if v == "PASS") > 250
+    heap_skips = []
+    for heap in ("256k", "192k"):
+        res = runs[heap]
+        assert sorted(res) == sorted(pc), heap  # the same tests ran
+        for name, v in res.items():
+            # a test passes or skips for heap; what skips for another reason does so anywhere
+            assert v in ("PASS", "SKIP heap") if pc[name] == "PASS" else v == pc[name], \
+                (heap, name, v)
+        heap_skips.append(set(n for n, v in res.items() if v == "SKIP heap"))
+    # less heap, more skips; the board-sized heaps do skip some
+    assert heap_skips[0] and heap_skips[0] < heap_skips[1], heap_skips
 
 
 FAKE_MPREMOTE = r'''
@@ -151,18 +232,20 @@ def test_mpremote_command_lines(bundle, tmp_path, keep):
     stage = str(tmp_path / "stage")
     p = _tool(["--port", "/dev/ttyACM7", "--bundle", bundle, "--stage", stage,
                "--mpremote", str(fake), "--reset-wait", "0", "-k", "check",
-               "test_fcs16"] + (["--keep-no-wdt"] if keep else []), env=env)
+               "test_fcs16", "test_support"] + (["--keep-no-wdt"] if keep else []), env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     calls = [json.loads(x) for x in log.read_text().splitlines()]
     port = ["connect", "/dev/ttyACM7"]
-    runner_args = ["tb/fw", "tb/tests", "tb/tools/stubs", "--board", "-k", "check", "test_fcs16"]
+    runner_args = ["tb/fw", "tb/tests", "tb/tools/stubs", "--board", "-k", "check"]
     expect = [
         port + ["fs", "touch", ":no-wdt", "+", "reset"],
         port + ["fs", "cp", "-r", os.path.join(stage, "tb"), ":"],
         port + ["exec", "import sys\nsys.path.insert(0, 'tb/tools')\nimport bench_requests\n"
                         "bench_requests.main(['tb/fw', 'board', 'tb/rows'])\n"],
+    ] + [  # one connection (a soft reset: a fresh heap) per test module
         port + ["exec", "import sys\nsys.path.insert(0, 'tb/tools')\nimport portable_runner\n"
-                        "portable_runner.main(%r)\n" % (runner_args,)],
+                        "portable_runner.main(%r)\n" % (runner_args + [module],)]
+        for module in ("test_fcs16", "test_support")
     ]
     if not keep:
         expect.append(port + ["fs", "rm", ":no-wdt", "+", "reset"])
@@ -170,7 +253,8 @@ def test_mpremote_command_lines(bundle, tmp_path, keep):
     assert os.path.exists(board / "no-wdt") == keep
     assert os.path.exists(board / "tb" / "fw" / "hdlc.mpy")
     assert "PASS test_fcs16.test_check_value" in p.stdout
-    assert "  tests: micropython64-linux: 1 passed, 0 failed, 0 skipped" in p.stdout
+    assert "PASS test_support.test_need_heap_checks_the_largest_block_on_a_board" in p.stdout
+    assert "  tests: micropython64-linux: 2 passed, 0 failed, 0 skipped" in p.stdout
     _check_figures(p.stdout)
 
 
