@@ -100,6 +100,16 @@ def test_a_run_that_dies_exits_non_zero(bundle, tmp_path):
     assert "  tests: micropython64-linux: 1 passed, 0 failed, 0 skipped" in p.stdout
 
 
+def test_a_module_that_hangs_is_stopped_and_the_next_runs(bundle, tmp_path):
+    d = _tests_dir(tmp_path, "def test_hangs():\n    while True:\n        pass\n")
+    (tmp_path / "tests" / "test_two.py").write_text("def test_fine():\n    pass\n")
+    p = _tool(["--port", "local", "--bundle", bundle, "--stage", str(tmp_path / "stage"),
+               "--tests-dir", d, "--no-bench", "--timeout", "3"])
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "  tests: no summary line: the run died or hung in test_one.test_hangs" in p.stdout
+    assert "PASS test_two.test_fine" in p.stdout
+
+
 def test_each_module_starts_on_a_fresh_heap(bundle, tmp_path):
     # One runner per module: what a module leaves behind (here most of the heap, hung on the
     # support module, which one runner keeps across modules) is gone for the next, as after a

@@ -247,10 +247,12 @@ def main(argv=None):
     ap.add_argument("--micropython", default=None)
     ap.add_argument("--reset-wait", type=float, default=3.0)
     ap.add_argument("--keep-no-wdt", action="store_true")
-    ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument("--timeout", type=float, default=1800,
+                    help="seconds for each run on the board: the figures, each test module")
     ap.add_argument("--no-bench", action="store_true", help="tests only")
     ap.add_argument("-k", default=None)
-    ap.add_argument("-v", action="store_true", help="also show RUN lines")
+    ap.add_argument("-v", action="store_true",
+                    help="also show RUN lines and each module's summary")
     ap.add_argument("modules", nargs="*")
     a = ap.parse_args(argv)
     bundle = a.bundle or os.path.join(ROOT, "build", a.board)
