@@ -168,7 +168,9 @@ class Head(GuruxSession):
     def snapshot(self):
         # Load profile, current status, cumulative registers and billing rows with no capture
         # in between (entries in use unchanged around them), and the host's UTC time after.
-        for _ in range(3):
+        # A meter still writing rows it caught up on (a loaded machine slows the backfill and
+        # the start) changes the count for a while: try again, half a second apart.
+        for _ in range(10):
             n = self.value(LOAD_PROFILE, 7)
             rows = self.rows(LOAD_PROFILE)
             status = self.value(STATUS)
@@ -176,7 +178,8 @@ class Head(GuruxSession):
             billing = self.rows(BILLING)
             if self.value(LOAD_PROFILE, 7) == n == len(rows):
                 return Snapshot(rows, status, regs, billing, now() + self.shift)
-        raise AssertionError("a capture fell into every one of 3 snapshots")
+            time.sleep(0.5)
+        raise AssertionError("a capture fell into every one of 10 snapshots")
 
     def close(self):
         GuruxSession.close(self)
