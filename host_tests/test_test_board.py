@@ -87,27 +87,22 @@ def test_a_failing_test_exits_non_zero(bundle, tmp_path):
     assert "  FAILED test_one.test_broken" in p.stdout
 
 
-def test_a_run_that_dies_exits_non_zero(bundle, tmp_path):
-    # A board that runs out of memory or resets mid-run prints no summary line; the next
-    # module still runs, on its own fresh heap.
-    d = _tests_dir(tmp_path, "import sys\n\n\ndef test_dies():\n    sys.exit(3)\n")
+@pytest.mark.parametrize("name, body, args", [
+    # a board that runs out of memory or resets mid-run prints no summary line
+    ("test_dies", "import sys\n\n\ndef test_dies():\n    sys.exit(3)\n", []),
+    # a test that never returns is stopped after --timeout seconds
+    ("test_hangs", "def test_hangs():\n    while True:\n        pass\n", ["--timeout", "3"]),
+])
+def test_a_run_that_dies_or_hangs_exits_non_zero_and_the_next_module_runs(bundle, tmp_path,
+                                                                          name, body, args):
+    d = _tests_dir(tmp_path, body)
     (tmp_path / "tests" / "test_two.py").write_text("def test_fine():\n    pass\n")
     p = _tool(["--port", "local", "--bundle", bundle, "--stage", str(tmp_path / "stage"),
-               "--tests-dir", d, "--no-bench"])
+               "--tests-dir", d, "--no-bench"] + args)
     assert p.returncode == 1, p.stdout + p.stderr
-    assert "  tests: no summary line: the run died or hung in test_one.test_dies" in p.stdout
-    assert "PASS test_two.test_fine" in p.stdout
+    assert "  tests: no summary line: the run died or hung in test_one." + name in p.stdout
+    assert "PASS test_two.test_fine" in p.stdout  # on its own fresh heap
     assert "  tests: micropython64-linux: 1 passed, 0 failed, 0 skipped" in p.stdout
-
-
-def test_a_module_that_hangs_is_stopped_and_the_next_runs(bundle, tmp_path):
-    d = _tests_dir(tmp_path, "def test_hangs():\n    while True:\n        pass\n")
-    (tmp_path / "tests" / "test_two.py").write_text("def test_fine():\n    pass\n")
-    p = _tool(["--port", "local", "--bundle", bundle, "--stage", str(tmp_path / "stage"),
-               "--tests-dir", d, "--no-bench", "--timeout", "3"])
-    assert p.returncode == 1, p.stdout + p.stderr
-    assert "  tests: no summary line: the run died or hung in test_one.test_hangs" in p.stdout
-    assert "PASS test_two.test_fine" in p.stdout
 
 
 def test_each_module_starts_on_a_fresh_heap(bundle, tmp_path):
