@@ -240,20 +240,26 @@ def test_new_tcp_connection_replaces_old(sim):
         new.close()
 
 
-@pytest.mark.parametrize("runtime", RUNTIMES)
-def test_unit_id_flag(runtime):
-    s = Sim(runtime, "--unit-id", "18")
+def answers_as(s, unit, not_as=None):
+    # The simulator's HDLC/TCP port connects and disconnects a client of `unit`, after staying
+    # silent to one of `not_as`; then the simulator stops.
     try:
         p = s.peer("hdlc-tcp")
         try:
-            assert p.exchange(client(17).snrmRequest(), SILENCE) is None
-            c = client(18)
+            if not_as is not None:
+                assert p.exchange(client(not_as).snrmRequest(), SILENCE) is None
+            c = client(unit)
             connect(p, c)
             assert disconnect(p, c) == UA_F
         finally:
             p.close()
     finally:
         s.stop()
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_unit_id_flag(runtime):
+    answers_as(Sim(runtime, "--unit-id", "18"), 18, not_as=17)
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
@@ -264,31 +270,11 @@ def test_config_file_sets_unit_id_and_link_parameters(runtime, tmp_path):
     cfg.write_text('{"hdlc": {"unit_id": 33, "window_rx": 9}, "recording_interval": 7}')
     log = tmp_path / "stderr.txt"
     with open(log, "w") as f:
-        s = Sim(runtime, "--config", str(cfg), "--backfill-days", "0", stderr=f)
-    try:
-        p = s.peer("hdlc-tcp")
-        try:
-            assert p.exchange(client(17).snrmRequest(), SILENCE) is None
-            c = client(33)
-            connect(p, c)
-            assert disconnect(p, c) == UA_F
-        finally:
-            p.close()
-    finally:
-        s.stop()
+        answers_as(Sim(runtime, "--config", str(cfg), "--backfill-days", "0", stderr=f), 33,
+                   not_as=17)
     err = log.read_text()
     assert "recording_interval 7 invalid" in err and "window_rx 9 invalid" in err
-    s = Sim(runtime, "--config", str(cfg), "--unit-id", "19", "--backfill-days", "0")
-    try:
-        p = s.peer("hdlc-tcp")
-        try:
-            c = client(19)
-            connect(p, c)
-            assert disconnect(p, c) == UA_F
-        finally:
-            p.close()
-    finally:
-        s.stop()
+    answers_as(Sim(runtime, "--config", str(cfg), "--unit-id", "19", "--backfill-days", "0"), 19)
 
 
 def test_help_lists_every_flag():
